@@ -1,0 +1,159 @@
+"""Build a Python virtual environment from a hash-pinned lock file.
+
+The `pip_venv` repository rule in tools/bazel/python.bzl runs this script with
+the interpreter it has already version-checked. It is plain standard library so
+that it runs before any package is installed, and it is also a library: the
+tests in tools/bazel/venv_test.py drive it on hand-made wheels.
+
+The venv is complete only when the marker file `.knlp-complete` exists and holds
+the lock's sha256; a half-built venv (a killed fetch, a failed download) is
+removed and built again on the next run. A file lock keeps two Bazel servers
+that share the venv root from building the same venv at once.
+"""
+
+import argparse
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+MARKER = ".knlp-complete"
+
+
+class VenvError(Exception):
+    """A failure with a message meant for the user, not a stack trace."""
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_REQ_LINE = re.compile(r"^\s*(\S+?)==(\S+?)\s+from\s")
+_EXPECTED = re.compile(r"Expected sha256 ([0-9a-f]{64})")
+_GOT = re.compile(r"Got\s+([0-9a-f]{64})")
+
+
+def explain_pip_failure(lock, output):
+    """Turn pip's output into one clear sentence per problem.
+
+    pip reports a hash mismatch as a block: the requirement line, then
+    `Expected sha256 ...` and `Got ...`. Anything else is passed through with
+    its last lines, which is where pip says what went wrong.
+    """
+    problems = []
+    current = None
+    expected = None
+    for line in output.splitlines():
+        m = _REQ_LINE.match(line)
+        if m:
+            current = f"{m.group(1)}=={m.group(2)}"
+            continue
+        m = _EXPECTED.search(line)
+        if m:
+            expected = m.group(1)
+            continue
+        m = _GOT.search(line)
+        if m and current:
+            problems.append(
+                f"lock {lock}: the downloaded file for {current} has sha256 "
+                f"{m.group(1)}, but the lock expects {expected}. The lock was "
+                "edited or the file on the index changed; regenerate the lock "
+                "with `bazel run //third_party/python:lock` and never edit "
+                "hashes by hand."
+            )
+            current = expected = None
+    if problems:
+        return "\n".join(problems)
+    missing = re.findall(r"No matching distribution found for (\S+)", output)
+    if missing:
+        return (
+            f"lock {lock}: no installable file for {', '.join(missing)} on this "
+            "machine (index unreachable, or no wheel for Python "
+            f"{sys.version_info[0]}.{sys.version_info[1]} on this platform)."
+        )
+    tail = "\n".join(output.strip().splitlines()[-15:])
+    return f"lock {lock}: pip failed:\n{tail}"
+
+
+def make_portable(venv):
+    """Remove absolute output-base paths so the venv hashes the same anywhere.
+
+    `pyvenv.cfg`'s `command =` line names the directory the venv was made in,
+    and every `RECORD` lists installed files; both differ between checkouts and
+    would make every Python action miss the remote cache.
+    """
+    cfg = venv / "pyvenv.cfg"
+    lines = cfg.read_text().splitlines()
+    cfg.write_text("".join(f"{l}\n" for l in lines if not l.startswith("command")))
+    for record in venv.glob("lib/python*/site-packages/*.dist-info/RECORD"):
+        record.unlink()
+
+
+def build(interpreter, lock, dest, pip_args=()):
+    """Create `dest` as a venv holding exactly what `lock` pins."""
+    lock = Path(lock)
+    dest = Path(dest)
+    want = sha256_file(lock)
+    marker = dest / MARKER
+    if marker.exists() and marker.read_text().strip() == want:
+        return False
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest.parent / f".{dest.name}.lock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if marker.exists() and marker.read_text().strip() == want:
+            return False
+        if dest.exists():
+            shutil.rmtree(dest)
+        # The venv's own pip is the interpreter's bundled one (ensurepip), so
+        # it is fixed by the interpreter version rather than by the index.
+        subprocess.run([interpreter, "-m", "venv", str(dest)], check=True)
+        cmd = [
+            str(dest / "bin" / "python3"),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--require-hashes",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-r",
+            str(lock),
+            *pip_args,
+        ]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise VenvError(explain_pip_failure(lock, proc.stdout))
+        make_portable(dest)
+        marker.write_text(want + "\n")
+    return True
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--interpreter", required=True)
+    parser.add_argument("--lock", required=True)
+    parser.add_argument("--dest", required=True)
+    parser.add_argument("pip_args", nargs="*")
+    args = parser.parse_args(argv)
+    try:
+        built = build(args.interpreter, args.lock, args.dest, args.pip_args)
+    except VenvError as e:
+        print(f"knlp: {e}", file=sys.stderr)
+        return 2
+    print(f"{'built' if built else 'reused'} {args.dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PIP_NO_INPUT", "1")
+    sys.exit(main())
