@@ -15,6 +15,7 @@ PACKAGES=(
   "bazel-rules-java:rules_java for Bazel 4.2.3, offline"
   "python3.11:the pinned interpreter"
   "python3.11-venv:venvs for the pinned Python packages"
+  "python3.11-dev:headers for C extensions (fork wheels)"
   "git:workspace status, fork pins"
   "ca-certificates:HTTPS to the package registries"
   "hipcc:HIP kernels for AMD GPUs (compile only here)"
