@@ -21,7 +21,8 @@ Two layouts are supported, chosen with `--repo_env=KNLP_VENV_LAYOUT=...`:
     invalidated by a lock change and by nothing else.
   * `runfiles`: the venv lives inside the repository and its files are the
     runtime's `files`, so Bazel hashes all of them and every test carries them
-    in its runfiles and sandbox.
+    in its runfiles and sandbox. Files whose names hold a space (a few scipy
+    test data files) are left out: Bazel 4.2.3's runfiles cannot hold them.
 
 README.md ("Design") gives the measured cost of each.
 """
@@ -57,7 +58,7 @@ def _pip_venv_impl(rctx):
 
     interpreter = rctx.os.environ.get("KNLP_PYTHON", rctx.attr.interpreter)
     if not rctx.path(interpreter).exists:
-        found = rctx.which(interpreter)
+        found = None if "/" in interpreter else rctx.which(interpreter)
         if not found:
             fail("knlp: Python interpreter %s not found; install python%s (./setup.sh does) or set KNLP_PYTHON" % (interpreter, rctx.attr.python_version))
         interpreter = str(found)
@@ -99,7 +100,7 @@ def _pip_venv_impl(rctx):
         runtime = 'interpreter_path = "%s/bin/python3",' % venv
     else:
         runtime = """interpreter = "venv/bin/python3",
-    files = glob(["venv/**"], exclude = ["venv/bin/**", "venv/**/__pycache__/**"]) + ["venv/bin/python3"],"""
+    files = glob(["venv/**"], exclude = ["venv/bin/**", "venv/**/__pycache__/**", "venv/**/* *"]) + ["venv/bin/python3"],"""
 
     rctx.file("BUILD.bazel", """\
 load("@bazel_tools//tools/python:toolchain.bzl", "py_runtime_pair")
