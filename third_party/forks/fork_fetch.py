@@ -280,7 +280,12 @@ def main(argv=None):
     finally:
         if not args.keep_work:
             shutil.rmtree(args.work, ignore_errors=True)
+    # fork_info.json is an input of the wheel actions, so it holds only what
+    # the lock determines; which URL served the commit goes to fetch_log.json.
+    served = {"served_by": info.pop("served_by")}
+    served["submodules"] = {p: s.pop("served_by") for p, s in info["submodules"].items()}
     Path(args.info).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    Path(args.info).with_name("fetch_log.json").write_text(json.dumps(served, indent=2) + "\n")
     return 0
 
 
