@@ -44,15 +44,15 @@ def ok(ctx):
 
 
 def fake_stages(**overrides):
-    functions = dict(
-        stages.STAGE_FUNCTIONS, doctor=ok, fetch=ok, build=ok, run=fixture_run_stage()
-    )
+    functions = dict(stages.STAGE_FUNCTIONS, doctor=ok, fetch=ok, build=ok, run=fixture_run_stage())
     functions.update(overrides)
     return functions
 
 
 def test_cpu_run_skips_with_reasons_and_still_reports(tmp_path, capsys):
-    code = reproduce.main(["--profile=decode", "--run-id=cpu", f"--results-root={tmp_path}"], CPU_ENV)
+    code = reproduce.main(
+        ["--profile=decode", "--run-id=cpu", f"--results-root={tmp_path}"], CPU_ENV
+    )
     assert code == 0, capsys.readouterr()
     run_dir = tmp_path / "cpu"
     for stage in STAGES:
@@ -114,7 +114,9 @@ def test_rerun_resumes_at_the_first_stage_without_done(tmp_path):
     assert list(second) == ["build", "run", "report", "upload"]
     assert calls == ["doctor", "fetch", "build", "build"]
     assert (tmp_path / "r1/stages/doctor/DONE").stat().st_mtime_ns == doctor_done
-    assert json.loads((tmp_path / "r1/stages/build/metrics.jsonl").open().readline())["attempt"] == 2
+    assert (
+        json.loads((tmp_path / "r1/stages/build/metrics.jsonl").open().readline())["attempt"] == 2
+    )
     assert not list((tmp_path / "r1/stages").glob(".*"))  # no staging directory left behind
     manifest = json.loads((tmp_path / "r1/manifest.json").read_text())
     assert [i["resumed_at"] for i in manifest["invocations"]] == ["doctor", "build"]
@@ -191,7 +193,9 @@ def test_upload_copies_the_run(tmp_path):
 
 def test_bad_run_id_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        reproduce.main(["--profile=decode", "--run-id=../up", f"--results-root={tmp_path}"], CPU_ENV)
+        reproduce.main(
+            ["--profile=decode", "--run-id=../up", f"--results-root={tmp_path}"], CPU_ENV
+        )
     assert "--run-id '../up'" in capsys.readouterr().err
 
 

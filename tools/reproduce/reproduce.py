@@ -18,8 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from third_party.forks import pins
-from tools.reproduce import stages
+from tools.reproduce import fork_pins, stages
 from tools.reproduce.pipeline import Pipeline, PipelineError
 
 PROFILES_BZL = Path(__file__).resolve().parent / "profiles.bzl"
@@ -27,7 +26,7 @@ RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def load_profiles():
-    return pins.starlark_dict(PROFILES_BZL, "PROFILES")
+    return fork_pins.starlark_dict(PROFILES_BZL, "PROFILES")
 
 
 def results_root(env):
@@ -44,7 +43,9 @@ def git_facts(env):
     if not ws:
         return {"knlp_commit": None, "knlp_dirty": None}
     head = subprocess.run(["git", "-C", ws, "rev-parse", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", ws, "status", "--porcelain"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "-C", ws, "status", "--porcelain"], capture_output=True, text=True
+    )
     return {
         "knlp_commit": head.stdout.strip() or None,
         "knlp_dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None,
@@ -72,9 +73,9 @@ def main(argv=None, env=None, stage_functions=None):
         parser.error(f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-' (at most 100)")
     if args.run_id and not (root / run_id / "manifest.json").exists():
         print(f"starting run {run_id} (no run of that id under {root})")
-    lock = pins.load_lock()
+    lock = fork_pins.load_lock()
     facts = {
-        "forks": stages.fork_pins(spec, lock),
+        "forks": fork_pins.fork_pins(spec, lock),
         "gates": [g.__dict__ for g in stages.report_lib.gates.GATES],
         **git_facts(env),
     }
@@ -88,7 +89,9 @@ def main(argv=None, env=None, stage_functions=None):
         return 1
     for stage, status in results.items():
         reason = status.get("reason") or {}
-        print(f"{stage:<7} {status['status']:<8} {reason.get('code', '')} {reason.get('detail', '')}")
+        print(
+            f"{stage:<7} {status['status']:<8} {reason.get('code', '')} {reason.get('detail', '')}"
+        )
     print(f"run directory: {root / run_id}")
     if any(s["status"] == "failed" for s in results.values()):
         return 1

@@ -42,7 +42,9 @@ def fit(batches, throughputs):
     b = np.asarray(batches, dtype=float)
     s = np.asarray(throughputs, dtype=float)
     if b.shape != s.shape or b.ndim != 1:
-        raise FitError(f"batches and throughputs must be equal-length 1-D (got {b.shape}, {s.shape})")
+        raise FitError(
+            f"batches and throughputs must be equal-length 1-D (got {b.shape}, {s.shape})"
+        )
     if len(np.unique(b)) < 3:
         raise FitError(f"need at least 3 distinct batch sizes to fit S(B), got {sorted(set(b))}")
     if np.any(b <= 0) or np.any(~np.isfinite(s)) or np.any(s <= 0):

@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from third_party.forks import pins
 from tools.reproduce import report as report_lib
+from tools.reproduce.fork_pins import fork_pins, load_lock, pair_forks
 from tools.reproduce.pipeline import PipelineError, Skip, write_atomic, write_json
 
 MEASURE_DIR = Path(__file__).resolve().parent / "measure"
@@ -68,25 +68,6 @@ def torch_info(python=sys.executable):
     return json.loads(proc.stdout)
 
 
-def pair_forks(profile_spec):
-    forks = pins.load_forks()
-    return sorted(n for n, f in forks.items() if f["pair"] == profile_spec["pair"])
-
-
-def fork_pins(profile_spec, lock=None):
-    """{fork: lock entry} for the profile's pin set, with whether it is resolved."""
-    lock = lock or pins.load_lock()
-    return {
-        name: {
-            "ref": lock["forks"][name]["ref"],
-            "commit": lock["forks"][name]["commit"],
-            "commit_prefix": lock["forks"][name]["commit_prefix"],
-            "resolved": pins.resolved(lock, name),
-        }
-        for name in pair_forks(profile_spec)
-    }
-
-
 def workspace(ctx):
     ws = ctx.env.get("BUILD_WORKSPACE_DIRECTORY")
     if not ws:
@@ -118,7 +99,9 @@ def doctor(ctx):
     torch = torch_info()
     ctx.metric(check="torch", ok="error" not in torch, value=torch)
     venv = external_runfile("pip", "venv_info.json")
-    ctx.metric(check="venv", ok=venv is not None, value=json.loads(venv.read_text()) if venv else None)
+    ctx.metric(
+        check="venv", ok=venv is not None, value=json.loads(venv.read_text()) if venv else None
+    )
     forks = fork_pins(ctx.profile_spec)
     ctx.metric(check="fork_pins", ok=all(f["resolved"] for f in forks.values()), value=forks)
     ctx.metric(check="fork_mirrors", ok=True, value=ctx.env.get("KNLP_FORK_MIRRORS", ""))
@@ -126,7 +109,9 @@ def doctor(ctx):
     free = shutil.disk_usage(ctx.run_dir).free
     ctx.metric(check="disk_free_gib", ok=free > 50 << 30, value=round(free / (1 << 30), 1))
     for record in ctx.records:
-        ctx.log(f"{record['check']:<16} {'ok' if record['ok'] else '--'}  {record.get('value', '')}")
+        ctx.log(
+            f"{record['check']:<16} {'ok' if record['ok'] else '--'}  {record.get('value', '')}"
+        )
 
 
 def fetch(ctx):
@@ -147,9 +132,11 @@ def fetch(ctx):
     targets = [f"@fork_{n}//:{f}" for n in names for f in ("src.tar", "fork_info.json")]
     ctx.run([bazel, "build", *mirror_flags(ctx), *targets], cwd=ws)
     output_base = ctx.run([bazel, "info", "output_base"], cwd=ws).stdout.strip()
-    lock = pins.load_lock()
+    lock = load_lock()
     for name in names:
-        info = json.loads((Path(output_base) / "external" / f"fork_{name}/fork_info.json").read_text())
+        info = json.loads(
+            (Path(output_base) / "external" / f"fork_{name}/fork_info.json").read_text()
+        )
         if info["commit"] != lock["forks"][name]["commit"]:
             raise PipelineError(f"fork {name}: fetched {info['commit']}, lock pins another commit")
         ctx.metric(kind="fork", fork=name, commit=info["commit"], archive=info["archive_sha256"])
@@ -179,7 +166,10 @@ def build(ctx):
     flags = ["--config=cuda", f"--define=KNLP_CUDA_ARCHS={archs}", *mirror_flags(ctx)]
     ctx.run([bazel, "build", *flags, "//third_party/forks:wheels"], cwd=ws)
     python = serving_venv(ctx, ws)
-    ctx.run([bazel, "run", *flags, "//third_party/forks:install_serving", "--", "--python", python], cwd=ws)
+    ctx.run(
+        [bazel, "run", *flags, "//third_party/forks:install_serving", "--", "--python", python],
+        cwd=ws,
+    )
     for wheel in sorted((ws / "bazel-bin/third_party/forks").glob("*_wheel/*.whl")):
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
         ctx.metric(kind="wheel", wheel=wheel.name, sha256=digest)
@@ -192,12 +182,14 @@ def run(ctx):
     if not found:
         raise Skip("no_gpu", "the measurements need an NVIDIA GPU; nvidia-smi lists none")
     (env,) = [r for r in ctx.stage_metrics("build") if r.get("kind") == "serving_env"]
+    # The programs import tools.reproduce.measure.common from this tree.
+    run_env = dict(ctx.env, PYTHONPATH=str(MEASURE_DIR.parents[2]))
     for measurement in ctx.profile_spec["measurements"]:
         program = MEASURE_DIR / f"{measurement}.py"
         if not program.exists():
             raise PipelineError(f"measurement {measurement} has no program {program}")
         out = ctx.dir / f"{measurement}.jsonl"
-        ctx.run([env["python"], program, "--out", out])
+        ctx.run([env["python"], program, "--out", out], env=run_env)
         for record in (json.loads(line) for line in out.read_text().splitlines() if line):
             ctx.metric(measurement=measurement, **record)
 
@@ -227,7 +219,9 @@ def upload(ctx):
     else:
         shutil.copytree(ctx.run_dir, Path(dest) / ctx.run_dir.name, dirs_exist_ok=True)
     files = [p for p in ctx.run_dir.rglob("*") if p.is_file()]
-    ctx.metric(kind="upload", dest=dest, files=len(files), bytes=sum(p.stat().st_size for p in files))
+    ctx.metric(
+        kind="upload", dest=dest, files=len(files), bytes=sum(p.stat().st_size for p in files)
+    )
 
 
 STAGE_FUNCTIONS = {
