@@ -177,10 +177,9 @@ def build(ctx):
 
 
 def run(ctx):
-    ctx.require_done("build")
-    found = gpus()
-    if not found:
+    if not gpus():
         raise Skip("no_gpu", "the measurements need an NVIDIA GPU; nvidia-smi lists none")
+    ctx.require_done("build")
     (env,) = [r for r in ctx.stage_metrics("build") if r.get("kind") == "serving_env"]
     # The programs import tools.reproduce.measure.common from this tree.
     run_env = dict(ctx.env, PYTHONPATH=str(MEASURE_DIR.parents[2]))
