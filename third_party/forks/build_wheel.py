@@ -88,7 +88,7 @@ def main(argv=None):
     parser.add_argument("--fork-info", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--require", action="append", default=[])
-    parser.add_argument("--toolchains", help="@local_toolchains//:toolchains.json")
+    parser.add_argument("--toolchains", help="JSON with nvcc's @local_toolchains entry")
     args = parser.parse_args(argv)
     info = json.loads(Path(args.fork_info).read_text())
     if args.toolchains:

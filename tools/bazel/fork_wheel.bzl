@@ -6,7 +6,7 @@ The action runs third_party/forks:build_wheel on the pinned venv's interpreter
 the pinned torch and the fork's pinned sources. Its output is a directory with
 exactly one .whl: an ordinary action output, cached locally and in the shared
 cache, keyed by the fork archive's content, the venv lock's sha256, the torch
-pin, the nvcc identity (toolchains.json) and the CUDA architectures. A wheel built once on one
+pin, the nvcc identity and the CUDA architectures. A wheel built once on one
 machine is reused by every machine with the same toolkit.
 
     bazel build --config=cuda --define=KNLP_CUDA_ARCHS=9.0 //third_party/forks:wheels
@@ -21,9 +21,9 @@ def _fork_wheel_impl(ctx):
     out = ctx.actions.declare_directory(ctx.label.name)
 
     # Identities of what Bazel does not hash key the cache entry: the venv
-    # lock and torch pin here, and @local_toolchains//:toolchains.json (nvcc's
-    # path, version and sha256) as an input, from which the builder takes
-    # nvcc and CUDA_HOME.
+    # lock and torch pin here, and nvcc's entry of @local_toolchains (its
+    # path, version and sha256; //third_party/forks:nvcc_identity) as an
+    # input, from which the builder takes nvcc and CUDA_HOME.
     env = {
         "KNLP_ACCELERATOR": ACCELERATOR,
         "KNLP_PIP_LOCK_SHA256": LOCK_SHA256,
@@ -60,7 +60,7 @@ fork_wheel = rule(
         "requires": attr.string_list(doc = "modules the build imports from the pinned venv"),
         "env": attr.string_dict(doc = "extra build environment"),
         "_toolchains": attr.label(
-            default = "@local_toolchains//:toolchains.json",
+            default = "//third_party/forks:nvcc_identity",
             allow_single_file = True,
         ),
         "_builder": attr.label(
