@@ -7,8 +7,11 @@ the lint sandbox, where that directory is absent, than in the workspace).
 
 from third_party.forks import pins
 
-load_lock = pins.load_lock
 starlark_dict = pins.starlark_dict
+
+
+def load_lock():
+    return pins.load_lock()
 
 
 def pair_forks(profile_spec):

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from tools.reproduce import reproduce, saturation, stages
+from tools.reproduce import fork_pins, reproduce, saturation, stages
 from tools.reproduce.pipeline import STAGES, Pipeline, PipelineError, Skip
 
 PROFILES = reproduce.load_profiles()
@@ -205,3 +205,62 @@ def test_every_profile_has_a_program_for_each_measurement():
     for name, spec in PROFILES.items():
         for measurement in spec["measurements"]:
             assert (stages.MEASURE_DIR / f"{measurement}.py").exists(), (name, measurement)
+
+
+FAKE_BAZEL = """#!/bin/sh
+echo "$@" >> "$FAKE_BAZEL_LOG"
+if [ "$1" = info ]; then echo "$FAKE_OUTPUT_BASE"; fi
+"""
+
+
+def resolved_lock(commit):
+    lock = fork_pins.load_lock()
+    lock = json.loads(json.dumps(lock))
+    for entry in lock["forks"].values():
+        entry["commit"] = commit
+        for sub in entry["submodules"].values():
+            sub.update(commit=commit, url="https://example.invalid/sub.git")
+    return lock
+
+
+@pytest.mark.parametrize("fetched", ["same", "other"])
+def test_fetch_stage_builds_the_pins_and_checks_the_fetched_commits(tmp_path, monkeypatch, fetched):
+    """The fetch stage with a stand-in `bazel` on PATH (the real one is not nested in tests)."""
+    commit = "a" * 40
+    lock = resolved_lock(commit)
+    monkeypatch.setattr(fork_pins.pins, "load_lock", lambda *a: lock)
+    bin_dir, output_base = tmp_path / "bin", tmp_path / "ob"
+    bin_dir.mkdir()
+    (bin_dir / "bazel").write_text(FAKE_BAZEL)
+    (bin_dir / "bazel").chmod(0o755)
+    for name in ("flashinfer", "lmcache", "vllm"):
+        repo = output_base / "external" / f"fork_{name}"
+        repo.mkdir(parents=True)
+        got = commit if fetched == "same" else "b" * 40
+        (repo / "fork_info.json").write_text(
+            json.dumps({"commit": got, "archive_sha256": "c" * 64})
+        )
+    env = dict(
+        CPU_ENV,
+        PATH=f"{bin_dir}:/usr/bin:/bin",
+        BUILD_WORKSPACE_DIRECTORY=str(tmp_path),
+        KNLP_FORK_MIRRORS="/srv/git,ssh://prune/srv/git",
+        FAKE_BAZEL_LOG=str(tmp_path / "bazel.log"),
+        FAKE_OUTPUT_BASE=str(output_base),
+    )
+    functions = fake_stages(fetch=stages.fetch)
+    result = Pipeline("decode", PROFILES["decode"], tmp_path / "f", functions, env).run()
+    calls = (tmp_path / "bazel.log").read_text().splitlines()
+    assert calls[0].startswith("build --repo_env=KNLP_FORK_MIRRORS=/srv/git,ssh://prune/srv/git")
+    assert "@fork_vllm//:src.tar" in calls[0] and "@fork_lmcache//:fork_info.json" in calls[0]
+    if fetched == "same":
+        assert result["fetch"]["status"] == "ok"
+        records = [json.loads(x) for x in (tmp_path / "f/stages/fetch/metrics.jsonl").open()]
+        assert {r["fork"] for r in records if r.get("kind") == "fork"} == {
+            "flashinfer",
+            "lmcache",
+            "vllm",
+        }
+    else:
+        assert result["fetch"]["status"] == "failed"
+        assert "lock pins another commit" in result["fetch"]["reason"]["detail"]
