@@ -9,6 +9,7 @@ one wheel came out.
 """
 
 import argparse
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -40,6 +41,14 @@ def check_environment(name, requires, env, cuda=True, find_spec=importlib.util.f
             f"{env.get('KNLP_ACCELERATOR')!r} one (torch {env.get('KNLP_TORCH_PIN')}); "
             "build with --config=cuda"
         )
+    pin = env.get("KNLP_TORCH_PIN", "")
+    if cuda and pin and "torch" in requires and find_spec("torch") is not None:
+        installed = importlib.metadata.version("torch")
+        if installed != pin:
+            problems.append(
+                f"the venv's torch is {installed}, but the lock pins {pin}; rebuild the venv "
+                "(bazel sync --only=pip)"
+            )
     missing = [m for m in requires if find_spec(m) is None]
     if missing:
         problems.append(

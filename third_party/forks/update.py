@@ -112,7 +112,10 @@ def resolve_fork(name, fork, entry, mirror_roots, work, log):
     """A new, fully resolved lock entry for `name`."""
     commit = resolve_commit(name, fork, entry, mirror_roots, work, log)
     urls = fork_fetch.candidate_urls(mirror_roots, fork["mirror_name"], fork["remote"])
-    repo = Path(work) / "fork"
+    # Checked out under a local mirror root, so that packing it below (through
+    # the repository rule's code) fetches the fork from here, not again.
+    local_root = Path(work) / "local"
+    repo = local_root / fork["mirror_name"]
     fork_fetch.checkout(repo, commit, urls, log)
     subs = {}
     for path, url in submodule_urls(repo, fork["submodules"]).items():
@@ -125,7 +128,7 @@ def resolve_fork(name, fork, entry, mirror_roots, work, log):
         commit,
         fork["remote"],
         fork["mirror_name"],
-        mirror_roots,
+        [str(local_root), *mirror_roots],
         Path(work) / "pack",
         Path(work) / "src.tar",
         [(p, s["commit"], s["url"]) for p, s in subs.items()],
