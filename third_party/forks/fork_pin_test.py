@@ -297,3 +297,15 @@ def test_the_builder_names_what_a_cuda_build_lacks():
     assert "nvcc" in problems[0] and "./setup.sh" in problems[0]
     assert "--config=cuda" in problems[1] and "2.13.0+cpu" in problems[1]
     assert "imports cmake" in problems[2] and "requirements.in" in problems[2]
+
+
+def test_a_server_that_refuses_fetch_by_sha_is_searched_through_its_refs(world, monkeypatch):
+    """Protocol v0 refuses a want of a commit no ref points at; the fetch then takes all refs."""
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "protocol.version")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "0")
+    entry = dict(pinned(world), commit=world["old"], archive_sha256="", commit_prefix="")
+    messages = []
+    info = fetch(world, entry, [str(world["good"])], log=messages.append, submodules=[])
+    assert info["commit"] == world["old"]
+    assert messages[-1] == f"fetched {world['old']} from {world['good']}/tinyext.git (all refs)"
