@@ -8,6 +8,7 @@ built into a wheel with `pip wheel --no-build-isolation`, installed into a
 temporary directory and imported.
 """
 
+import copy
 import os
 import subprocess
 import sys
@@ -64,9 +65,13 @@ def commit_all(repo, message):
     return git(repo, "rev-parse", "HEAD")
 
 
-@pytest.fixture
-def world(tmp_path):
-    """An upstream fork (tag v1) with a submodule, a mirror that lacks v1, one that has it."""
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory):
+    """An upstream fork (tag v1) with a submodule, a mirror that lacks v1, one that has it.
+
+    Built once for the module; the tests only read these repositories.
+    """
+    tmp_path = tmp_path_factory.mktemp("repos")
     sub = tmp_path / "work/tinysub"
     sub.mkdir(parents=True)
     git(sub, "init", "--quiet", "-b", "main")
@@ -132,7 +137,6 @@ def world(tmp_path):
     # What is known before resolution: the ref and a short prefix, like the real lock.
     lock = {"version": 1, "forks": {"tinyext": pins.empty_entry(forks["tinyext"], new[:9])}}
     return {
-        "tmp": tmp_path,
         "forks": forks,
         "lock": lock,
         "commit": new,
@@ -142,6 +146,12 @@ def world(tmp_path):
         "good": good,
         "upstream": upstream,
     }
+
+
+@pytest.fixture
+def world(repos, tmp_path):
+    """The shared repositories, a fresh lock, and this test's own output directory."""
+    return dict(repos, tmp=tmp_path, lock=copy.deepcopy(repos["lock"]))
 
 
 def pinned(world):
