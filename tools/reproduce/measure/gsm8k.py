@@ -7,6 +7,7 @@ records both exact-match accuracies and their difference in points (the gate:
 within 1.5).
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -44,6 +45,11 @@ def accuracy(model, kv_dtype, seed, work):
 
 def main(argv=None):
     args = common.parser(__doc__).parse_args(argv)
+    if importlib.util.find_spec("lm_eval") is None:
+        raise SystemExit(
+            f"lm_eval (lm-evaluation-harness) is not installed in {sys.executable}'s environment; "
+            "the gsm8k measurement needs it (it is not in the pinned CUDA lock yet)"
+        )
     model = os.environ.get("KNLP_DECODE_MODEL", "Qwen/Qwen2.5-7B-Instruct")
     kv_dtype = os.environ.get("KNLP_KV_CACHE_DTYPE", "auto")
     with tempfile.TemporaryDirectory() as work:
