@@ -1,0 +1,77 @@
+"""The saturation sweep: decode throughput over batch size B and context length T.
+
+For each context T and batch B the program serves B random-token prompts of
+length T through the forked vLLM (K16/V8 cache, KNLP_KV_CACHE_DTYPE) and times
+two generations: one token (prefill) and 1 + N tokens. Decode throughput is
+S = B * N / (t_(1+N) - t_1) tokens/s, so prefill does not enter it. The report
+fits S(B) = S_max B / (K_m + B) per T (tools/reproduce/saturation.py).
+
+Environment: KNLP_DECODE_MODEL (default Qwen/Qwen2.5-7B-Instruct, from the
+Hugging Face cache; HF_TOKEN from the environment if the hub needs it),
+KNLP_KV_CACHE_DTYPE (vLLM's kv_cache_dtype; default "auto").
+"""
+
+import os
+import sys
+import time
+
+from tools.reproduce.measure import common
+
+BATCHES = (1, 2, 4, 8, 16, 32)
+CONTEXTS = (2048, 4096, 8192, 16384, 32768)
+DECODE_TOKENS = 128
+
+
+def timed_generate(llm, prompts, max_tokens):
+    from vllm import SamplingParams
+
+    params = SamplingParams(max_tokens=max_tokens, ignore_eos=True, temperature=0.0)
+    start = time.perf_counter()
+    llm.generate(prompts, params, use_tqdm=False)
+    return time.perf_counter() - start
+
+
+def main(argv=None):
+    args = common.parser(__doc__).parse_args(argv)
+    import random
+
+    from vllm import LLM
+
+    model = os.environ.get("KNLP_DECODE_MODEL", "Qwen/Qwen2.5-7B-Instruct")
+    kv_dtype = os.environ.get("KNLP_KV_CACHE_DTYPE", "auto")
+    llm = LLM(
+        model=model,
+        kv_cache_dtype=kv_dtype,
+        max_model_len=max(CONTEXTS) + DECODE_TOKENS + 16,
+        enable_prefix_caching=False,
+        seed=args.seed,
+    )
+    vocab = llm.get_tokenizer().vocab_size
+    rng = random.Random(args.seed)
+    records = []
+    for context in CONTEXTS:
+        for batch in BATCHES:
+            prompts = [
+                {"prompt_token_ids": [rng.randrange(100, vocab - 100) for _ in range(context)]}
+                for _ in range(batch)
+            ]
+            timed_generate(llm, prompts[:1], 1)  # warm the shapes
+            t1 = timed_generate(llm, prompts, 1)
+            tn = timed_generate(llm, prompts, 1 + DECODE_TOKENS)
+            records.append(
+                {
+                    "metric": "decode_tokens_per_s",
+                    "batch": batch,
+                    "context": context,
+                    "value": batch * DECODE_TOKENS / (tn - t1),
+                    "model": model,
+                    "kv_cache_dtype": kv_dtype,
+                }
+            )
+            print(records[-1], flush=True)
+    common.write_records(args.out, records)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""The stage runner: run directories, atomic stage results, resume.
+
+A run lives in `<results>/<run_id>/`:
+
+    manifest.json            what ran, where, with which pins; updated after every stage
+    report.md, report.json   written by the report stage
+    stages/<stage>/          one directory per stage that has run:
+        DONE                 present only when the stage completed
+        status.json          ok | skipped | failed, with a structured reason
+        metrics.jsonl        one JSON record per line
+        stdout.log, stderr.log
+
+A stage is executed in a staging directory (`stages/.<stage>.<pid>/`) that is
+renamed into place when the stage ends, so a stage directory is never half
+written and a killed stage leaves the previous result intact. A rerun with the
+same run id starts at the first stage without DONE and runs every stage from
+there on. A stage that cannot run on this machine raises `Skip` with a code and
+a detail; the skip is recorded (status.json, metrics.jsonl, the report) and the
+pipeline goes on, so the report always says why a gate has no data. A stage
+that fails stops the pipeline.
+"""
+
+import datetime
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import traceback
+from pathlib import Path
+
+STAGES = ("doctor", "fetch", "build", "run", "report", "upload")
+
+
+class Skip(Exception):
+    """This stage cannot run here; `code` is stable for tools, `detail` is for people."""
+
+    def __init__(self, code, detail, **data):
+        super().__init__(f"{code}: {detail}")
+        self.reason = {"code": code, "detail": detail, **data}
+
+
+class PipelineError(Exception):
+    pass
+
+
+def now():
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_atomic(path, text):
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path, data):
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_jsonl(path):
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class StageContext:
+    """What a stage function gets: its directory, the run, and places to write."""
+
+    def __init__(self, pipeline, stage, staging):
+        self.pipeline = pipeline
+        self.stage = stage
+        self.dir = staging
+        self.run_dir = pipeline.run_dir
+        self.profile = pipeline.profile
+        self.profile_spec = pipeline.profile_spec
+        self.env = pipeline.env
+        self.records = []
+        self.stdout = io.StringIO()
+        self.stderr = io.StringIO()
+
+    def metric(self, **record):
+        self.records.append({"stage": self.stage, "time": now(), **record})
+
+    def log(self, message):
+        print(message, file=self.stdout, flush=True)
+
+    def done(self, stage):
+        return self.pipeline.is_done(stage)
+
+    def require_done(self, *stages):
+        for stage in stages:
+            if not self.done(stage):
+                status = self.pipeline.status(stage)
+                raise Skip(
+                    "upstream_not_done",
+                    f"stage {stage} has not completed (its status: {status.get('status')}"
+                    + (f", {status['reason']['code']}" if status.get("reason") else "")
+                    + ")",
+                    stage=stage,
+                )
+
+    def stage_metrics(self, stage):
+        return read_jsonl(self.run_dir / "stages" / stage / "metrics.jsonl")
+
+    def run(self, cmd, cwd=None, env=None, check=True):
+        """Runs a command, appending its output to this stage's logs."""
+        self.log(f"$ {' '.join(map(str, cmd))}")
+        proc = subprocess.run(
+            [str(c) for c in cmd],
+            cwd=cwd,
+            env=env if env is not None else self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        self.stdout.write(proc.stdout)
+        self.stderr.write(proc.stderr)
+        if check and proc.returncode != 0:
+            raise PipelineError(f"{cmd[0]} exited {proc.returncode}; see stderr.log")
+        return proc
+
+
+class Pipeline:
+    """Runs `stages` (name -> function(ctx)) of `profile` in the run directory."""
+
+    def __init__(self, profile, profile_spec, run_dir, stage_functions, env=None, facts=None):
+        missing = [s for s in STAGES if s not in stage_functions]
+        if missing:
+            raise PipelineError(f"no implementation for stages {missing}")
+        self.profile = profile
+        self.profile_spec = profile_spec
+        self.run_dir = Path(run_dir)
+        self.functions = stage_functions
+        self.env = dict(os.environ if env is None else env)
+        self.facts = facts or {}
+
+    @property
+    def manifest_path(self):
+        return self.run_dir / "manifest.json"
+
+    def stage_dir(self, stage):
+        return self.run_dir / "stages" / stage
+
+    def is_done(self, stage):
+        return (self.stage_dir(stage) / "DONE").exists()
+
+    def status(self, stage):
+        path = self.stage_dir(stage) / "status.json"
+        return json.loads(path.read_text()) if path.exists() else {"status": "not_run"}
+
+    def first_pending(self):
+        for stage in STAGES:
+            if not self.is_done(stage):
+                return stage
+        return None
+
+    def load_manifest(self):
+        if self.manifest_path.exists():
+            manifest = json.loads(self.manifest_path.read_text())
+            if manifest.get("profile") != self.profile:
+                raise PipelineError(
+                    f"run {self.run_dir.name} is a {manifest.get('profile')!r} run; "
+                    f"it cannot be resumed as {self.profile!r} (use a new --run-id)"
+                )
+            return manifest
+        return {
+            "run_id": self.run_dir.name,
+            "profile": self.profile,
+            "profile_spec": self.profile_spec,
+            "created_at": now(),
+            "host": platform.node(),
+            "stages": {},
+            "invocations": [],
+        }
+
+    def save_manifest(self, manifest):
+        manifest["updated_at"] = now()
+        manifest["stages"] = {s: self.status(s) for s in STAGES}
+        write_json(self.manifest_path, manifest)
+
+    def run(self, stop_after=None):
+        """Runs from the first stage without DONE; returns {stage: status}."""
+        (self.run_dir / "stages").mkdir(parents=True, exist_ok=True)
+        manifest = self.load_manifest()
+        manifest.update(self.facts)
+        start = self.first_pending()
+        manifest["invocations"].append({"at": now(), "resumed_at": start})
+        self.save_manifest(manifest)
+        results = {}
+        if start is None:
+            return results
+        for stage in STAGES[STAGES.index(start) :]:
+            status = self.execute(stage)
+            results[stage] = status
+            self.save_manifest(manifest)
+            if status["status"] == "failed" or stage == stop_after:
+                break
+        return results
+
+    def execute(self, stage):
+        staging = self.run_dir / "stages" / f".{stage}.{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        ctx = StageContext(self, stage, staging)
+        started = now()
+        try:
+            self.functions[stage](ctx)
+            status = {"status": "ok"}
+        except Skip as skip:
+            status = {"status": "skipped", "reason": skip.reason}
+            ctx.log(f"skipped: {skip.reason['code']}: {skip.reason['detail']}")
+        except Exception as err:  # noqa: BLE001 - any failure is recorded, then reported
+            status = {"status": "failed", "reason": {"code": "error", "detail": str(err)}}
+            ctx.stderr.write(traceback.format_exc())
+        status.update(stage=stage, started_at=started, finished_at=now())
+        records = ctx.records + [{"stage": stage, "time": now(), "event": "stage_end", **status}]
+        (staging / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        (staging / "stdout.log").write_text(ctx.stdout.getvalue())
+        (staging / "stderr.log").write_text(ctx.stderr.getvalue())
+        (staging / "status.json").write_text(json.dumps(status, indent=2, sort_keys=True) + "\n")
+        if status["status"] == "ok":
+            (staging / "DONE").write_text(status["finished_at"] + "\n")
+        final = self.stage_dir(stage)
+        old = None
+        if final.exists():
+            old = final.with_name(f".{stage}.old.{os.getpid()}")
+            os.replace(final, old)
+        os.replace(staging, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return status
