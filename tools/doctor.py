@@ -17,7 +17,7 @@ from pathlib import Path
 
 # tool -> (what needs it, needed by the CPU gate `bazel test //...`)
 NEEDS = {
-    "nvcc": ("CUDA kernel targets in //kernels", True),
+    "nvcc": ("CUDA kernel targets in //kernels and the fork wheels in //third_party/forks", True),
     "hipcc": ("HIP kernel targets in //kernels", True),
     "latexmk": ("//paper:pdf", True),
     "pdflatex": ("//paper:pdf", True),
