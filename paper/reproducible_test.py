@@ -54,3 +54,20 @@ def test_dates_come_from_source_date_epoch():
     pdf = Path("paper/pdf.pdf").read_bytes()
     assert f"/CreationDate (D:{stamp}Z)".encode() in pdf
     assert f"/ModDate (D:{stamp}Z)".encode() in pdf
+
+
+def test_a_latex_error_reports_the_relevant_lines_only(tmp_path):
+    srcs = {"broken.tex": str(tmp_path / "broken.tex")}
+    Path(srcs["broken.tex"]).write_text(
+        "\\documentclass{article}\n\\begin{document}\nWe reach \\undefinedmacro{} ppl.\n"
+        "\\end{document}\n"
+    )
+    workdir = tmp_path / "build"
+    workdir.mkdir()
+    with pytest.raises(latex_main.LatexError) as err:
+        latex_main.build("broken.tex", srcs, tools(), 0, workdir)
+    message = str(err.value)
+    assert "broken.tex:3: Undefined control sequence." in message
+    assert "\\undefinedmacro" in message
+    log_lines = (workdir / "broken.log").read_text().count("\n")
+    assert message.count("\n") < 25 < log_lines, "printed more than the error excerpt"
