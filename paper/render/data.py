@@ -192,6 +192,31 @@ def decode_bandwidth(files):
     return {"available": False, "status": status}
 
 
+# -------------------------------------------------------------- decode_cpu
+
+DECODE_CPU_COLUMNS = {
+    "variant": str,
+    "batch": int,
+    "context_tokens": int,
+    "kv_bytes": int,
+    "median_us": float,
+    "achieved_gbps": float,
+    "gemv_gbps": float,
+}
+
+
+def decode_cpu(files):
+    rows = load_csv(pick(files, "decode_cpu.csv", "decode_cpu"), DECODE_CPU_COLUMNS)
+    config = load_json(pick(files, "config.json", "decode_cpu"), ("threads", "reps", "dtype"))
+    variants = {r["variant"] for r in rows}
+    if variants != {"standard", "mla"}:
+        raise DataError(
+            f"paper/data/decode_cpu/decode_cpu.csv: variants {sorted(variants)}; "
+            "the paper needs standard and mla"
+        )
+    return {"rows": rows, "config": config}
+
+
 # --------------------------------------------------------------- manifests
 
 MANIFEST_KEYS = ("name", "command", "git_commit", "machine", "versions", "created_utc")

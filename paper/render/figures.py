@@ -117,7 +117,39 @@ def ratio_cpu(files, out):
     save(fig, out)
 
 
-FIGURES = {"kv_cache": kv_cache, "pruning": pruning, "ratio_cpu": ratio_cpu}
+def decode_cpu(files, out):
+    d = data.decode_cpu(files)
+    rows = d["rows"]
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.3))
+    labels = {"standard": "standard K,V", "mla": "MLA latent"}
+    for variant, marker in (("standard", "o"), ("mla", "s")):
+        for batch, style in zip(sorted({r["batch"] for r in rows}), ("-", "--"), strict=False):
+            pts = sorted(
+                (r["kv_bytes"] / 2**20, r["median_us"] / 1000)
+                for r in rows
+                if r["variant"] == variant and r["batch"] == batch
+            )
+            ax.plot(*zip(*pts, strict=True), style, marker=marker, markersize=3,
+                    label=f"{labels[variant]}, batch {batch}")  # fmt: skip
+    gemv = sorted((r["kv_bytes"] / 2**20, r["kv_bytes"] / r["gemv_gbps"] / 1e6) for r in rows)
+    ax.plot(*zip(*gemv, strict=True), ".", color="gray", markersize=3,
+            label="GEMV over the same bytes")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("KV cache read per step (MiB)")
+    ax.set_ylabel("median step time (ms)")
+    ax.set_title("One decode attention step (CPU, one thread)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(frameon=False, fontsize=6)
+    save(fig, out)
+
+
+FIGURES = {
+    "kv_cache": kv_cache,
+    "pruning": pruning,
+    "ratio_cpu": ratio_cpu,
+    "decode_cpu": decode_cpu,
+}
 
 
 def main(argv=None):

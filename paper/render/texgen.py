@@ -376,6 +376,92 @@ def decode_bandwidth(files):
     return r"\newif\ifDecodeAvailable" + "\n" + flag + "\n" + m.render(), table
 
 
+# --------------------------------------------------------------- decode_cpu
+
+
+def decode_cpu(files):
+    d = data.decode_cpu(files)
+    rows, cfg = d["rows"], d["config"]
+    m = Macros("decode_cpu")
+    m.add("DecCpuThreads", fmt_int(cfg["threads"]))
+    m.add("DecCpuReps", fmt_int(cfg["reps"]))
+    m.add("DecCpuDtype", escape(cfg["dtype"]))
+    tokens = sorted({r["context_tokens"] for r in rows})
+    batches = sorted({r["batch"] for r in rows})
+    m.add("DecCpuTokensMin", fmt_int(tokens[0]))
+    m.add("DecCpuTokensMax", fmt_int(tokens[-1]))
+    m.add("DecCpuBatches", join_words(fmt_int(b) for b in batches))
+
+    def at(variant, batch, t):
+        for r in rows:
+            if (r["variant"], r["batch"], r["context_tokens"]) == (variant, batch, t):
+                return r
+        raise DataError(
+            f"paper/data/decode_cpu/decode_cpu.csv: no row for {variant}, batch {batch}, {t} tokens"
+        )
+
+    b, t = batches[-1], tokens[-1]
+    std, mla = at("standard", b, t), at("mla", b, t)
+    m.add("DecCpuBigBatch", fmt_int(b))
+    m.add("DecCpuStdBigMiB", fmt(std["kv_bytes"] / 2**20, 0))
+    m.add("DecCpuMlaBigMiB", fmt(mla["kv_bytes"] / 2**20, 0))
+    m.add("DecCpuStdBigMs", fmt(std["median_us"] / 1000, 1))
+    m.add("DecCpuMlaBigMs", fmt(mla["median_us"] / 1000, 1))
+    m.add("DecCpuStdBigGBps", fmt(std["achieved_gbps"], 1))
+    m.add("DecCpuMlaBigGBps", fmt(mla["achieved_gbps"], 1))
+    m.add("DecCpuStdBigGemvGBps", fmt(std["gemv_gbps"], 1))
+    m.add("DecCpuMlaBigGemvGBps", fmt(mla["gemv_gbps"], 1))
+    m.add("DecCpuStdBigOfGemv", fmt_pct(std["achieved_gbps"] / std["gemv_gbps"], 0))
+    m.add("DecCpuMlaBigOfGemv", fmt_pct(mla["achieved_gbps"] / mla["gemv_gbps"], 0))
+    m.add("DecCpuBytesRatio", fmt(std["kv_bytes"] / mla["kv_bytes"], 1))
+    speedup = std["median_us"] / mla["median_us"]
+    m.add("DecCpuTimeRatio", fmt(speedup, 1))
+    m.add(
+        "DecCpuTimeComparison",
+        (
+            f"its step is {fmt(speedup, 1)} times as fast"
+            if speedup >= 1
+            else f"its step takes {fmt(1 / speedup, 1)} times as long"
+        ),
+    )
+    body = []
+    for t in tokens:
+        s_, m_ = at("standard", b, t), at("mla", b, t)
+        body.append(
+            " & ".join(
+                [
+                    fmt_int(t),
+                    fmt(s_["kv_bytes"] / 2**20, 0),
+                    fmt(s_["median_us"] / 1000, 2),
+                    fmt(s_["achieved_gbps"], 1),
+                    fmt(s_["gemv_gbps"], 1),
+                    fmt(m_["kv_bytes"] / 2**20, 0),
+                    fmt(m_["median_us"] / 1000, 2),
+                    fmt(m_["achieved_gbps"], 1),
+                    fmt(m_["gemv_gbps"], 1),
+                ]
+            )
+            + r" \\"
+        )
+    head = (
+        r"& \multicolumn{4}{c}{Standard K, V} & \multicolumn{4}{c}{MLA latent} \\"
+        + "\n"
+        + r"Tokens & MiB & ms & GB/s & GEMV & MiB & ms & GB/s & GEMV"
+    )
+    table = _table(
+        "tab:decode-cpu",
+        f"One decode step of one attention layer on the CPU ({fmt_int(cfg['threads'])} "
+        f"thread, {escape(cfg['dtype'])}, batch {fmt_int(b)}): cache size, median step "
+        f"time over {fmt_int(cfg['reps'])} repetitions, effective cache-read bandwidth, and "
+        "the bandwidth of a matrix-vector product over a matrix of the same size, timed "
+        "interleaved with the step (GEMV, GB/s).",
+        "rrrrrrrrr",
+        head,
+        body,
+    )
+    return m.render(), table
+
+
 # --------------------------------------------------------------- provenance
 
 
@@ -383,7 +469,7 @@ def _breakable(text):
     """Monospaced text that may break after / _ . : = , and spaces (long commands, hashes)."""
     out = []
     for c in str(text):
-        out.append(escape(c))
+        out.append("-{}" if c == "-" else escape(c))  # no -- ligature
         if c in "/_.:=, ":
             out.append(r"\allowbreak{}")
     return r"\texttt{" + "".join(out) + "}"
@@ -418,6 +504,12 @@ def provenance(files):
             rf"\item[Versions] {versions}",
             rf"\item[Date] {escape(man['created_utc'])}",
         ]
+        load = man.get("load_average_1min")
+        if isinstance(load, dict):
+            lines.append(
+                rf"\item[Load] one-minute load average {fmt(load.get('before', 0), 2)} "
+                rf"before, {fmt(load.get('after', 0), 2)} after"
+            )
         corpus = man.get("corpus")
         if isinstance(corpus, dict) and "sha256" in corpus:
             lines.append(
@@ -433,6 +525,7 @@ DATASETS = {
     "pruning": pruning,
     "ratio_cpu": ratio_cpu,
     "decode_bandwidth": decode_bandwidth,
+    "decode_cpu": decode_cpu,
     "provenance": provenance,
 }
 

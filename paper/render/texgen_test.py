@@ -151,3 +151,25 @@ def test_provenance_lists_each_manifest(tmp_path):
     path.write_text(json.dumps(man))
     with pytest.raises(DataError, match=r"manifest\.json: missing key\(s\) git_commit"):
         texgen.provenance([str(path)])
+
+
+def test_decode_cpu_macros(tmp_path):
+    rows = [
+        {"variant": v, "batch": 1, "context_tokens": t, "kv_bytes": nbytes * t,
+         "median_us": us * t, "achieved_gbps": nbytes / (us * 1e3), "gemv_gbps": 10.0}
+        for v, nbytes, us in (("standard", 6144, 1.0), ("mla", 1024, 0.5))
+        for t in (1024, 2048)
+    ]  # fmt: skip
+    csv_path = write_csv(tmp_path / "decode_cpu.csv", rows)
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"threads": 1, "reps": 5, "dtype": "float32"}))
+    macros, table = texgen.decode_cpu([str(csv_path), str(cfg)])
+    m = macros_of(macros)
+    assert m["DecCpuBytesRatio"] == "6.0"
+    assert m["DecCpuTimeRatio"] == "2.0"
+    assert m["DecCpuTokensMax"] == "2{,}048"
+    assert "\\label{tab:decode-cpu}" in table
+    rows[0]["variant"] = "other"
+    write_csv(csv_path, rows)
+    with pytest.raises(DataError, match="needs standard and mla"):
+        texgen.decode_cpu([str(csv_path), str(cfg)])
