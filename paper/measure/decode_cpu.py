@@ -108,9 +108,10 @@ def main(argv=None):
                     }
                 )
                 print(
-                    f"{variant:8s} B={batch} T={tokens:6d} {seconds * 1e6:10.1f} us {gbps:6.2f} GB/s"
+                    f"{variant:8s} B={batch} T={tokens:6d} {seconds * 1e6:10.1f} us "
+                    f"{gbps:6.2f} GB/s (GEMV {gemv:6.2f} GB/s)"
                 )
-                del step
+                del step, baseline
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
