@@ -8,6 +8,7 @@ the same sources (paper/sources.txt lists them), with the TeX tools recorded by
 
 import datetime
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ from tools.bazel import latex_main
 
 
 def tools():
-    found = {t: os.environ.get("KNLP_" + t.upper(), "") for t in ("latexmk", "pdflatex", "bibtex")}
+    names = ("latexmk", "pdflatex", "bibtex")
+    # Bazel passes @local_toolchains' paths; a plain pytest run looks on PATH.
+    found = {t: os.environ.get("KNLP_" + t.upper()) or shutil.which(t) or "" for t in names}
     missing = [t for t, p in found.items() if not p]
     if missing:
         pytest.fail(f"{', '.join(missing)} not found; run ./setup.sh")
