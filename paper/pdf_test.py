@@ -41,9 +41,33 @@ def log():
     return built("pdf.log").read_text(errors="replace")
 
 
+def unresolved_in_text(text):
+    """Marks of unresolved references (??) and citations ([?]) in the PDF's text."""
+    return [mark for mark in ("??", "[?]") if mark in text]
+
+
+def undefined_in_log(log):
+    """Log lines about undefined references or citations, or labels still changing."""
+    return [
+        line
+        for line in log.splitlines()
+        if re.search(r"(Reference|Citation) .* undefined|There were undefined", line)
+        or "Label(s) may have changed" in line
+    ]
+
+
+def missing_figures(log, figures):
+    """Figures of `figures` that the log does not show pdfTeX including."""
+    return [f for f in figures if not re.search(rf"<figures/{f}\.pdf, id=", log)]
+
+
+def overfull_beyond(log, limit=OVERFULL_LIMIT_PT):
+    widths = [float(w) for w in re.findall(r"Overfull \\[hv]box \(([\d.]+)pt too", log)]
+    return [w for w in widths if w > limit]
+
+
 def test_no_unresolved_references_in_text(text):
-    assert "??" not in text, "unresolved reference (??) in the PDF text"
-    assert "[?]" not in text, "unresolved citation ([?]) in the PDF text"
+    assert not unresolved_in_text(text), "unresolved reference or citation in the PDF text"
 
 
 def test_text_has_the_sections(text):
@@ -54,26 +78,51 @@ def test_text_has_the_sections(text):
 
 
 def test_log_has_no_undefined_references_or_citations(log):
-    bad = [
-        line
-        for line in log.splitlines()
-        if re.search(r"(Reference|Citation) .* undefined|There were undefined", line)
-        or "Label(s) may have changed" in line
-    ]
+    bad = undefined_in_log(log)
     assert not bad, "\n".join(bad)
 
 
 def test_every_figure_is_included(log, text):
-    for fig in FIGURES:
-        assert re.search(rf"<figures/{fig}\.pdf, id=", log), f"figures/{fig}.pdf not included"
-    assert "File `" not in log or "not found" not in log
+    assert not missing_figures(log, FIGURES), f"not included: {missing_figures(log, FIGURES)}"
     assert text.count("Fig. ") >= len(FIGURES)
 
 
 def test_no_overfull_boxes_beyond_limit(log):
-    widths = [float(w) for w in re.findall(r"Overfull \\[hv]box \(([\d.]+)pt too", log)]
-    too_wide = [w for w in widths if w > OVERFULL_LIMIT_PT]
+    too_wide = overfull_beyond(log)
     assert not too_wide, f"overfull boxes wider than {OVERFULL_LIMIT_PT}pt: {too_wide}"
+
+
+BROKEN = r"""\documentclass{article}
+\usepackage{graphicx}
+\begin{document}
+See Section~\ref{nowhere} and \cite{nobody}.
+\mbox{\rule{2\textwidth}{1pt}}
+\end{document}
+"""
+
+
+def test_the_checks_catch_a_broken_document(tmp_path):
+    """The checks above fail on a paper with the faults they look for."""
+    from tools.bazel import latex_main
+
+    tools = {t: os.environ.get("KNLP_" + t.upper()) or shutil.which(t) or "" for t in
+             ("latexmk", "pdflatex", "bibtex")}  # fmt: skip
+    if not all(tools.values()):
+        pytest.fail(f"TeX tools missing ({tools}); run ./setup.sh")
+    (tmp_path / "broken.tex").write_text(BROKEN)
+    work = tmp_path / "build"
+    work.mkdir()
+    pdf, log_path = latex_main.build(
+        "broken.tex", {"broken.tex": str(tmp_path / "broken.tex")}, tools, 0, work
+    )
+    log = log_path.read_text(errors="replace")
+    tool = os.environ.get("KNLP_PDFTOTEXT") or shutil.which("pdftotext")
+    text = subprocess.run([tool, str(pdf), "-"], capture_output=True, text=True).stdout
+    assert unresolved_in_text(text) == ["??", "[?]"]
+    assert any("nowhere" in line for line in undefined_in_log(log))
+    assert any("nobody" in line for line in undefined_in_log(log))
+    assert missing_figures(log, ["kv_cache"]) == ["kv_cache"]
+    assert overfull_beyond(log), "a rule twice the text width must be overfull"
 
 
 def prose_digits(tex):
