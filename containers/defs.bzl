@@ -17,12 +17,15 @@ profile_manifest_json = rule(
     doc = "containers/profiles.bzl as JSON: profiles, toolkits, base image, exec properties.",
 )
 
-def gpu_platforms():
+def gpu_platforms(name = "gpu_platforms"):
     """Constraint settings `gpu_vendor` and `gpu_arch`, their values, a platform per profile.
 
     Targets: `:cuda`, `:rocm` (vendor), `:sm_90`, `:gfx1100`, ... (arch), and a
     platform named after each profile (`:h100`, `:w7900`, ...). Kernel rules
     select on the arch values: `select({"//containers/platforms:sm_90": ...})`.
+
+    Args:
+      name: unused; the targets are named after the vendors, archs and profiles.
     """
     native.constraint_setting(name = "gpu_vendor")
     for vendor in VENDORS:

@@ -87,6 +87,12 @@ def container_image(profile):
     digest-pinned base image, which lacks the toolkit (actions that need it
     then fail on the worker with "nvcc: not found" rather than running in a
     wrong container).
+
+    Args:
+      profile: a key of GPU_PROFILES.
+
+    Returns:
+      "docker://<repository>@sha256:<digest>".
     """
     pushed = PUSHED_IMAGES.get(profile)
     if pushed:
@@ -100,6 +106,12 @@ def exec_properties(profile):
     are part of every action key, so `knlp-gpu-arch` and `knlp-toolkit` keep
     actions for different GPUs or toolkits apart in the cache even where they
     would run in the same image.
+
+    Args:
+      profile: a key of GPU_PROFILES.
+
+    Returns:
+      A dict of exec property name to value.
     """
     p = GPU_PROFILES[profile]
     toolkit = TOOLKITS[p["vendor"]]
