@@ -145,7 +145,7 @@ def scenario(tmp_path_factory):
         "bazel_b": b.processes_line(),
         "tests_b": b.tests(),
     }
-    print("shared cache:", json.dumps(summary, indent=1))
+    results["summary"] = summary
     outputs = os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR")
     if outputs:
         Path(outputs, "cache_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -196,3 +196,17 @@ def test_build_succeeds_with_the_cache_stopped(scenario):
     assert d.returncode == 0
     assert len(d.cacheable) == SAMPLE_CACHEABLE and not d.hits, d.output
     assert d.tests() == {t: "PASSED" for t in SAMPLE_TESTS}, d.output
+
+
+def test_report_hit_ratio(scenario, capsys):
+    """Prints the figures into the test log (and they are in cache_summary.json)."""
+    summary = scenario["summary"]
+    with capsys.disabled():
+        print(
+            f"\nshared cache: checkout B took {summary['remote_cache_hits']} of "
+            f"{summary['cacheable_actions']} cacheable actions from the cache "
+            f"(hit ratio {summary['hit_ratio']}); A cold {summary['cold_seconds_a']} s, "
+            f"B {summary['cached_seconds_b']} s; Bazel: {summary['bazel_b']}; "
+            f"tests: {summary['tests_b']}"
+        )
+    assert summary["cacheable_actions"] == SAMPLE_CACHEABLE
