@@ -45,3 +45,41 @@ def gpu_platforms(name = "gpu_platforms"):
             ],
             exec_properties = exec_properties(name),
         )
+
+def _each_platform_impl(_settings, _attr):
+    return {
+        name: {"//command_line_option:platforms": str(Label("//containers/platforms:" + name))}
+        for name in sorted(GPU_PROFILES)
+    }
+
+_each_platform = transition(
+    implementation = _each_platform_impl,
+    inputs = [],
+    outputs = ["//command_line_option:platforms"],
+)
+
+def _arch_per_platform_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    lines = []
+    inputs = []
+    for profile, dep in sorted(ctx.split_attr.dep.items()):
+        for f in dep[DefaultInfo].files.to_list():
+            inputs.append(f)
+            lines.append("%s %s" % (profile, f.path))
+    ctx.actions.run_shell(
+        outputs = [out],
+        inputs = inputs,
+        command = "while read -r profile path; do echo \"$profile $(cat \"$path\")\"; done > %s <<'EOF'\n%s\nEOF" % (out.path, "\n".join(lines)),
+    )
+    return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
+
+arch_per_platform = rule(
+    implementation = _arch_per_platform_impl,
+    doc = "Builds `dep` once per GPU platform and writes `<profile> <dep's output>` lines.",
+    attrs = {
+        "dep": attr.label(cfg = _each_platform, mandatory = True),
+        "_allowlist_function_transition": attr.label(
+            default = "@bazel_tools//tools/allowlists/function_transition_allowlist",
+        ),
+    },
+)

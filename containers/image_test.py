@@ -88,6 +88,13 @@ def test_platforms_name_images_by_digest(manifest):
             assert props["container-image"] == f"docker://{base['repository']}@{base['digest']}"
 
 
+def test_each_platform_selects_its_arch(manifest):
+    # //containers/platforms:selected_arch built under every GPU platform.
+    lines = generated("containers/platforms/arch_per_platform.txt").read_text().split("\n")
+    got = dict(line.split() for line in lines if line.strip())
+    assert got == {name: p["arch"] for name, p in manifest["profiles"].items()}
+
+
 def _declared_args(containerfile):
     text = containerfile.read_text()
     return set(re.findall(r"^ARG (\w+)", text, re.M)), text
