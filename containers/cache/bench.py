@@ -114,6 +114,8 @@ def main(argv=None):
             result = one_round(root, files, work, repo_cache)
         finally:
             if not args.keep:
+                for root_dir in ("root_a", "root_b"):
+                    nested.remove_output_root(work / root_dir)
                 shutil.rmtree(work, ignore_errors=True)
         rounds.append(result)
         print(f"round {i + 1}: " + json.dumps(result), flush=True)

@@ -135,6 +135,7 @@ def scenario(tmp_path_factory):
         )
     finally:
         server.stop()
+        nested.remove_output_root(user_root)
     a, b = results["a"], results["b"]
     summary = {
         "cacheable_actions": len(b.cacheable),

@@ -82,6 +82,19 @@ def parse_execution_log(path):
         spawns.append(obj)
 
 
+def remove_output_root(path):
+    """Deletes a nested Bazel's output root, whose trees Bazel makes read-only."""
+    path = Path(path)
+    if not path.exists():
+        return
+    for dirpath, dirnames, _ in os.walk(path):
+        for d in dirnames:
+            p = Path(dirpath) / d
+            if not p.is_symlink():
+                p.chmod(0o755)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def bazel_env(home):
     """A minimal environment for a nested Bazel client."""
     Path(home).mkdir(parents=True, exist_ok=True)
