@@ -1,0 +1,85 @@
+"""Rules and macros that turn containers/profiles.bzl into targets.
+
+`profile_manifest` writes the profile table as JSON for the Python tools and
+tests; `gpu_platforms` declares the constraint values and one platform per
+GPU profile.
+"""
+
+load("//containers:profiles.bzl", "ARCHS", "GPU_PROFILES", "VENDORS", "exec_properties", "profile_manifest")
+
+def _profile_manifest_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".json")
+    ctx.actions.write(out, json.encode_indent(profile_manifest()) + "\n")
+    return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
+
+profile_manifest_json = rule(
+    implementation = _profile_manifest_impl,
+    doc = "containers/profiles.bzl as JSON: profiles, toolkits, base image, exec properties.",
+)
+
+def gpu_platforms(name = "gpu_platforms"):
+    """Constraint settings `gpu_vendor` and `gpu_arch`, their values, a platform per profile.
+
+    Targets: `:cuda`, `:rocm` (vendor), `:sm_90`, `:gfx1100`, ... (arch), and a
+    platform named after each profile (`:h100`, `:w7900`, ...). Kernel rules
+    select on the arch values: `select({"//containers/platforms:sm_90": ...})`.
+
+    Args:
+      name: unused; the targets are named after the vendors, archs and profiles.
+    """
+    native.constraint_setting(name = "gpu_vendor")
+    for vendor in VENDORS:
+        native.constraint_value(name = vendor, constraint_setting = ":gpu_vendor")
+    native.constraint_setting(name = "gpu_arch")
+    for arch in ARCHS:
+        native.constraint_value(name = arch, constraint_setting = ":gpu_arch")
+    for name in sorted(GPU_PROFILES):
+        p = GPU_PROFILES[name]
+        native.platform(
+            name = name,
+            constraint_values = [
+                "@platforms//os:linux",
+                "@platforms//cpu:x86_64",
+                ":" + p["vendor"],
+                ":" + p["arch"],
+            ],
+            exec_properties = exec_properties(name),
+        )
+
+def _each_platform_impl(_settings, _attr):
+    return {
+        name: {"//command_line_option:platforms": str(Label("//containers/platforms:" + name))}
+        for name in sorted(GPU_PROFILES)
+    }
+
+_each_platform = transition(
+    implementation = _each_platform_impl,
+    inputs = [],
+    outputs = ["//command_line_option:platforms"],
+)
+
+def _arch_per_platform_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    lines = []
+    inputs = []
+    for profile, dep in sorted(ctx.split_attr.dep.items()):
+        for f in dep[DefaultInfo].files.to_list():
+            inputs.append(f)
+            lines.append("%s %s" % (profile, f.path))
+    ctx.actions.run_shell(
+        outputs = [out],
+        inputs = inputs,
+        command = "while read -r profile path; do echo \"$profile $(cat \"$path\")\"; done > %s <<'EOF'\n%s\nEOF" % (out.path, "\n".join(lines)),
+    )
+    return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
+
+arch_per_platform = rule(
+    implementation = _arch_per_platform_impl,
+    doc = "Builds `dep` once per GPU platform and writes `<profile> <dep's output>` lines.",
+    attrs = {
+        "dep": attr.label(cfg = _each_platform, mandatory = True),
+        "_allowlist_function_transition": attr.label(
+            default = "@bazel_tools//tools/allowlists/function_transition_allowlist",
+        ),
+    },
+)

@@ -1,0 +1,142 @@
+"""The GPU profiles knlp builds for, declared once.
+
+Every other place that needs a GPU fact derives it from this file: the Bazel
+platforms in //containers/platforms, the container images built by
+containers/image.py, the tests in //containers, and (through
+`GPU_PROFILES[name]["arch"]`) the kernel rules' architecture lists.
+
+Terms:
+  profile  one GPU model the group runs on (a key of GPU_PROFILES).
+  vendor   the GPU toolchain family: "cuda" (NVIDIA, nvcc) or "rocm" (AMD, hipcc).
+  arch     the device code target: an SM version for nvcc (`sm_90`), a gfx
+           ISA name for hipcc (`gfx1100`).
+  toolkit  the vendor compiler version an image carries; it must equal the one
+           Bazel's @local_toolchains finds on the build machines.
+
+The base image and its digest are in containers/images_lock.bzl, which a host
+with registry access rewrites (`containers/image.py lock`).
+"""
+
+load("//containers:images_lock.bzl", "BASE_IMAGE", "PUSHED_IMAGES")
+
+# Vendor toolchains. `version` is the prefix that @local_toolchains' version
+# line for `tool` must contain; `packages` are what the image installs.
+TOOLKITS = {
+    "cuda": {
+        "tool": "nvcc",
+        # nvcc prints "Cuda compilation tools, release 13.0, V13.0.88".
+        "version": "V13.0.88",
+        # NVIDIA's Debian 12 repository; the key is checked by fingerprint.
+        "apt_repo": "https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64/",
+        "apt_key_fingerprint": "EB693B3035CD5710E231E123A4B469963BF863CC",
+        "packages": ["cuda-nvcc-13-0=13.0.88-1", "cuda-cudart-dev-13-0", "g++"],
+        # The pip lock whose venv the image primes (third_party/python/).
+        "pip_lock": "requirements_cuda.lock",
+    },
+    "rocm": {
+        "tool": "hipcc",
+        # Debian's hipcc prints "HIP version: 5.2.21153-0".
+        "version": "HIP version: 5.2.21153",
+        "apt_repo": "",
+        "apt_key_fingerprint": "",
+        # Debian's own ROCm (setup.sh installs it); llvm-15 builds the gfx1100
+        # device library that ROCm 5.2 lacks.
+        "packages": ["hipcc", "llvm-15"],
+        # There is no ROCm lock yet; ROCm images carry the CPU venv.
+        "pip_lock": "requirements_cpu.lock",
+    },
+}
+
+# The GPUs. `arch` is the single device target a kernel compiles for on this
+# profile; `gpu` is the marketing name used in docs and image labels.
+GPU_PROFILES = {
+    "h100": {"gpu": "NVIDIA H100", "vendor": "cuda", "arch": "sm_90"},
+    "a10g": {"gpu": "NVIDIA A10G", "vendor": "cuda", "arch": "sm_86"},
+    "b200": {"gpu": "NVIDIA B200", "vendor": "cuda", "arch": "sm_100"},
+    "w7900": {"gpu": "AMD Radeon Pro W7900", "vendor": "rocm", "arch": "gfx1100"},
+    "mi210": {"gpu": "AMD Instinct MI210/MI250 (MI-class)", "vendor": "rocm", "arch": "gfx90a"},
+}
+
+VENDORS = ["cuda", "rocm"]
+
+# Every architecture some profile targets, in a stable order.
+ARCHS = [GPU_PROFILES[p]["arch"] for p in sorted(GPU_PROFILES)]
+
+# What every image carries besides the vendor toolkit: the same Bazel and
+# Python as the development machines (see setup.sh and WORKSPACE's pip_venv).
+IMAGE_COMMON = {
+    "bazel": "4.2.3",
+    "python": "3.11",
+    # Debian's archive as of the base image's build date, so apt installs the
+    # same package versions every time.
+    "debian_snapshot": "20251229T000000Z",
+}
+
+# Where `containers/image.py push` puts the images; the platforms name them
+# by digest once pushed (PUSHED_IMAGES in images_lock.bzl).
+REGISTRY = "prune:5000/knlp"
+
+def image_name(profile):
+    """The repository name of a profile's image, without registry or digest."""
+    return "knlp-%s-%s" % (GPU_PROFILES[profile]["vendor"], profile)
+
+def container_image(profile):
+    """The `container-image` exec property for a profile's platform.
+
+    The pushed knlp image when images_lock.bzl records one; until then the
+    digest-pinned base image, which lacks the toolkit (actions that need it
+    then fail on the worker with "nvcc: not found" rather than running in a
+    wrong container).
+
+    Args:
+      profile: a key of GPU_PROFILES.
+
+    Returns:
+      "docker://<repository>@sha256:<digest>".
+    """
+    pushed = PUSHED_IMAGES.get(profile)
+    if pushed:
+        return "docker://%s/%s@%s" % (REGISTRY, image_name(profile), pushed)
+    return "docker://%s@%s" % (BASE_IMAGE["repository"], BASE_IMAGE["digest"])
+
+def exec_properties(profile):
+    """The remote-execution properties of a profile's platform.
+
+    `container-image` picks the worker's container. The platform's properties
+    are part of every action key, so `knlp-gpu-arch` and `knlp-toolkit` keep
+    actions for different GPUs or toolkits apart in the cache even where they
+    would run in the same image.
+
+    Args:
+      profile: a key of GPU_PROFILES.
+
+    Returns:
+      A dict of exec property name to value.
+    """
+    p = GPU_PROFILES[profile]
+    toolkit = TOOLKITS[p["vendor"]]
+    return {
+        "container-image": container_image(profile),
+        "knlp-gpu-arch": p["arch"],
+        "knlp-toolkit": "%s %s" % (toolkit["tool"], toolkit["version"]),
+    }
+
+def profile_manifest():
+    """Everything above as one JSON-encodable dict (for tools and tests)."""
+    return {
+        "archs": ARCHS,
+        "base_image": BASE_IMAGE,
+        "image_common": IMAGE_COMMON,
+        "profiles": {
+            name: dict(
+                p,
+                exec_properties = exec_properties(name),
+                image = image_name(name),
+                pushed = PUSHED_IMAGES.get(name, ""),
+            )
+            for name, p in GPU_PROFILES.items()
+        },
+        "registry": REGISTRY,
+        "toolkits": TOOLKITS,
+        "vendors": VENDORS,
+    }
