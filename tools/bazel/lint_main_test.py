@@ -56,3 +56,12 @@ def test_ruff_finding_fails(tmp_path):
 def test_main_exit_status(tmp_path):
     bad = write(tmp_path, "bad.py", UNFORMATTED_PY)
     assert lint_main.main(["--buildifier", buildifier(), f"--python={bad}"]) == 1
+
+
+def test_junit_report(tmp_path):
+    report = tmp_path / "test.xml"
+    lint_main.write_junit(report, 3, ["black would reformat:\n<x> & y"])
+    text = report.read_text()
+    assert 'failures="1"' in text and "&lt;x&gt; &amp; y" in text
+    lint_main.write_junit(report, 3, [])
+    assert 'failures="0"' in report.read_text() and "<failure" not in report.read_text()
