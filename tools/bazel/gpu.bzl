@@ -44,6 +44,11 @@ GPU_VENDORS = {"cuda": "nvcc", "rocm": "hipcc"}
 
 GPU_FLAG_VALUES = ["all"] + sorted(GPU_VENDORS.keys()) + sorted(GPU_PROFILES.keys())
 
+# A constraint value no platform has: targets for GPU profiles that
+# --//tools/bazel:gpu leaves out are incompatible and skipped. (Bazel 4.2's
+# built-in @platforms has no :incompatible.)
+_NOT_SELECTED = "//tools/bazel:not_selected_by_gpu_flag"
+
 _SETUP_HINT = "install it (./setup.sh does for hipcc; the CUDA toolkit for nvcc), then `bazel sync --configure`"
 
 def gpu_archs(vendor, flag = "all"):
@@ -104,7 +109,7 @@ def gpu_vendor_compatible(vendor):
     for value in GPU_FLAG_VALUES:
         if gpu_archs(vendor, value):
             branches[_flag_label(value)] = []
-    branches["//conditions:default"] = ["@platforms//:incompatible"]
+    branches["//conditions:default"] = [_NOT_SELECTED]
     return select(branches)
 
 def _tool(name):
@@ -250,7 +255,7 @@ def gpu_arch_compatible(arch):
     for value in GPU_FLAG_VALUES:
         if arch in gpu_archs(vendor[0], value):
             branches[_flag_label(value)] = []
-    branches["//conditions:default"] = ["@platforms//:incompatible"]
+    branches["//conditions:default"] = [_NOT_SELECTED]
     return select(branches)
 
 def _gpu_profiles_json_impl(ctx):
