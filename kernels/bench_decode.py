@@ -9,7 +9,8 @@ For each head shape (Qwen2.5-7B: 28 q heads, 4 kv heads, head_dim 128; GPT-2:
 the contiguous and the paged (page 16) cache, and
 torch.nn.functional.scaled_dot_product_attention on bf16 K and V in its
 preferred [B, H, T, D] layout. Every timed call starts with a cold L2 (a
-scrub buffer is overwritten before it); figures are medians. Bytes are the
+scrub buffer is overwritten before it, and a GPU sleep lets the host queue
+it, so host overhead is not timed); figures are medians. Bytes are the
 bytes each method must move at least (K, V, V scales, q, output, block
 table), and bytes/s is compared with the device-to-device copy bandwidth
 (read + write) measured in the same run.
@@ -87,6 +88,9 @@ class Timer:
         times = []
         for _ in range(self.iters):
             self.scrub.fill_(1)
+            # Keep the GPU busy while the host queues the timed call, so the
+            # events measure GPU time, not Python and launch overhead.
+            torch.cuda._sleep(1_000_000)
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             fn()

@@ -338,7 +338,8 @@ __global__ void __launch_bounds__(128) kv_write_kernel(const uint16_t* k, const 
 template <int D, int GMAX>
 void launch_split(const DecodeArgs& a, int batch, gpuStream_t stream) {
   dim3 grid(a.num_splits, a.kv_heads, batch);
-  decode_split_kernel<D, GMAX><<<grid, kThreads, 0, stream>>>(a);
+  auto kernel = decode_split_kernel<D, GMAX>;
+  KNLP_LAUNCH(kernel, grid, kThreads, stream, a);
 }
 
 template <int D>
@@ -353,7 +354,8 @@ int launch_decode(const DecodeArgs& a, int batch, uint16_t* out, gpuStream_t str
   } else {
     launch_split<D, 8>(a, batch, stream);
   }
-  decode_combine_kernel<D><<<batch * a.q_heads, D, 0, stream>>>(a.part_o, a.part_ml, a.num_splits, out);
+  auto combine = decode_combine_kernel<D>;
+  KNLP_LAUNCH(combine, batch * a.q_heads, D, stream, a.part_o, a.part_ml, a.num_splits, out);
   return 0;
 }
 
@@ -451,9 +453,10 @@ int knlp_kv_write(const void* k, const void* v, const int64_t* slot_mapping, int
     return set_error("kv write: head_dim=%d must be in 1..1024", head_dim);
   if (num_tokens == 0) return 0;
   dim3 grid(num_tokens, kv_heads);
-  kv_write_kernel<<<grid, 128, 0, static_cast<gpuStream_t>(stream)>>>(
-      static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), slot_mapping, kv_heads,
-      head_dim, static_cast<uint16_t*>(k_cache), static_cast<uint8_t*>(v_cache), v_scale);
+  auto kernel = kv_write_kernel;
+  KNLP_LAUNCH(kernel, grid, 128, static_cast<gpuStream_t>(stream), static_cast<const uint16_t*>(k),
+              static_cast<const uint16_t*>(v), slot_mapping, kv_heads, head_dim,
+              static_cast<uint16_t*>(k_cache), static_cast<uint8_t*>(v_cache), v_scale);
   return check_launch("kv write launch");
 }
 

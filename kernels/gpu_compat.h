@@ -1,5 +1,6 @@
 // Portability layer: lets one kernel source compile with nvcc (CUDA) and hipcc
-// (HIP on AMD), and defines the number formats the K16/V8 cache uses.
+// (HIP on AMD), or with g++ as a CPU emulation for tests (cpu_emulation.h),
+// and defines the number formats the K16/V8 cache uses.
 //
 // bf16 is handled as raw 16-bit patterns (a bf16 is the top half of a float),
 // so no vendor bf16 type is needed and the K path stays bit-exact. fp8 e4m3
@@ -11,7 +12,9 @@
 
 #include <stdint.h>
 
-#if defined(__HIPCC__)
+#if defined(KNLP_CPU_EMULATION)
+#include "kernels/cpu_emulation.h"
+#elif defined(__HIPCC__)
 #include <hip/hip_fp16.h>
 #include <hip/hip_runtime.h>
 #define KNLP_VENDOR "rocm"
@@ -22,6 +25,8 @@ typedef hipError_t gpuError_t;
 #define gpuGetErrorString hipGetErrorString
 #define gpuSetDevice hipSetDevice
 #define KNLP_SHFL_XOR(value, lane_mask) __shfl_xor((value), (lane_mask))
+#define KNLP_LAUNCH(kernel, grid, block, stream, ...) \
+  kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__)
 #else
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -33,6 +38,8 @@ typedef cudaError_t gpuError_t;
 #define gpuGetErrorString cudaGetErrorString
 #define gpuSetDevice cudaSetDevice
 #define KNLP_SHFL_XOR(value, lane_mask) __shfl_xor_sync(0xffffffffu, (value), (lane_mask))
+#define KNLP_LAUNCH(kernel, grid, block, stream, ...) \
+  kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__)
 #endif
 
 #define KNLP_HD __host__ __device__ __forceinline__

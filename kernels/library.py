@@ -12,14 +12,16 @@ from functools import cache
 from pathlib import Path
 
 VENDORS = ("cuda", "rocm")
+# The same source built by the host C++ compiler as a CPU emulation (tests only).
+EMULATION = "emu"
 
 _HERE = Path(__file__).resolve().parent
 
 
 def library_path(vendor):
     """The path of the vendor's library, or a FileNotFoundError saying how to build it."""
-    if vendor not in VENDORS:
-        raise ValueError(f"vendor {vendor!r} is not one of {', '.join(VENDORS)}")
+    if vendor not in (*VENDORS, EMULATION):
+        raise ValueError(f"vendor {vendor!r} is not one of {', '.join((*VENDORS, EMULATION))}")
     name = f"libdecode_{vendor}.so"
     candidates = []
     if os.environ.get("KNLP_KERNELS_LIB_DIR"):

@@ -91,6 +91,14 @@ def _check_kv_write(k, v, slot_mapping, k_cache, v_cache, v_scale):
 def _kv_write_gpu(k, v, slot_mapping, k_cache, v_cache, v_scale):
     _check_kv_write(k, v, slot_mapping, k_cache, v_cache, v_scale)
     lib = library.load(_vendor())
+    kv_write_call(
+        lib, k, v, slot_mapping, k_cache, v_cache, v_scale, k.device.index or 0, _stream(k)
+    )
+
+
+def kv_write_call(lib, k, v, slot_mapping, k_cache, v_cache, v_scale, device, stream):
+    """Calls the library's knlp_kv_write on validated tensors (device memory, or host
+    memory for the CPU emulation library)."""
     k, v, slot_mapping = k.contiguous(), v.contiguous(), slot_mapping.contiguous()
     status = lib.knlp_kv_write(
         k.data_ptr(),
@@ -102,8 +110,8 @@ def _kv_write_gpu(k, v, slot_mapping, k_cache, v_cache, v_scale):
         k_cache.data_ptr(),
         v_cache.data_ptr(),
         v_scale.data_ptr(),
-        k.device.index or 0,
-        _stream(k),
+        device,
+        stream,
     )
     library.check(lib, status, "knlp::kv_write")
 
@@ -194,7 +202,41 @@ def _decode_attention_gpu(
     )
     lib = library.load(_vendor())
     sms = torch.cuda.get_device_properties(q.device).multi_processor_count
-    splits, chunk = library.decode_plan(lib, bsz, hkv, max_seq_len, sms)
+    return decode_call(
+        lib,
+        q,
+        k_cache,
+        v_cache,
+        v_scale,
+        seq_lens,
+        block_table,
+        max_seq_len,
+        softmax_scale,
+        sms,
+        q.device.index or 0,
+        _stream(q),
+    )
+
+
+def decode_call(
+    lib,
+    q,
+    k_cache,
+    v_cache,
+    v_scale,
+    seq_lens,
+    block_table,
+    max_seq_len,
+    softmax_scale,
+    multiprocessors,
+    device,
+    stream,
+):
+    """Plans the split and calls knlp_decode_attention on validated tensors (device
+    memory, or host memory for the CPU emulation library)."""
+    bsz, hq, d = q.shape
+    hkv = k_cache.shape[2]
+    splits, chunk = library.decode_plan(lib, bsz, hkv, max_seq_len, multiprocessors)
     q = q.contiguous()
     table = None if block_table is None else block_table.contiguous()
     out = torch.empty_like(q)
@@ -212,15 +254,15 @@ def _decode_attention_gpu(
         hkv,
         d,
         k_cache.shape[1],
-        0 if block_table is None else block_table.shape[1],
+        0 if table is None else table.shape[1],
         splits,
         chunk,
         softmax_scale,
         part_o.data_ptr(),
         part_ml.data_ptr(),
         out.data_ptr(),
-        q.device.index or 0,
-        _stream(q),
+        device,
+        stream,
     )
     library.check(lib, status, "knlp::decode_attention")
     return out
