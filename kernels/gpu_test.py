@@ -42,7 +42,9 @@ def test_kv_write_bit_exact(model):
     cpu = make_cache(2, 256, hkv, d, "cpu")
     gpu = make_cache(2, 256, hkv, d, "cuda")
     torch.ops.knlp.kv_write(k, v, slots, *cpu)
+    calls = ops.KERNEL_CALLS["knlp_kv_write"]
     torch.ops.knlp.kv_write(k.cuda(), v.cuda(), slots.cuda(), *gpu)
+    assert ops.KERNEL_CALLS["knlp_kv_write"] == calls + 1, "the GPU op did not call the kernel"
     torch.cuda.synchronize()
     assert torch.equal(gpu[0].cpu().view(torch.int16), cpu[0].view(torch.int16)), "K not bit-exact"
     assert torch.equal(gpu[1].cpu().view(torch.uint8), cpu[1].view(torch.uint8)), "V codes differ"
@@ -91,7 +93,9 @@ CASES = [
 def test_decode_matches_reference(model, lens, page_size):
     q, cache, seq_lens, table = filled_cache(model, lens, page_size, seed=len(lens))
     scale = ops.default_scale(q.shape[-1])
+    calls = ops.KERNEL_CALLS["knlp_decode_attention"]
     out = torch.ops.knlp.decode_attention(q, *cache, seq_lens, table, max(lens), scale)
+    assert ops.KERNEL_CALLS["knlp_decode_attention"] == calls + 1, "the GPU op ran no kernel"
     ref = reference.decode_attention(q, *cache, seq_lens, table, scale)
     rel = ((out.float() - ref.float()).norm() / ref.float().norm()).item()
     assert rel < 1e-2, f"relative error {rel:.3g}"

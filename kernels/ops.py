@@ -13,6 +13,7 @@ accepted.
 """
 
 import math
+from collections import Counter
 
 import torch
 
@@ -20,6 +21,10 @@ from kernels import library, reference
 
 HEAD_DIMS = (64, 128)  # what the GPU kernel is compiled for
 MAX_GROUP = 8  # q heads per kv head the GPU kernel supports
+
+# Calls that reached the compiled library, by C function: lets tests prove a
+# GPU op ran the kernel and not the reference.
+KERNEL_CALLS = Counter()
 
 
 def _require(cond, msg):
@@ -100,6 +105,7 @@ def kv_write_call(lib, k, v, slot_mapping, k_cache, v_cache, v_scale, device, st
     """Calls the library's knlp_kv_write on validated tensors (device memory, or host
     memory for the CPU emulation library)."""
     k, v, slot_mapping = k.contiguous(), v.contiguous(), slot_mapping.contiguous()
+    KERNEL_CALLS["knlp_kv_write"] += 1
     status = lib.knlp_kv_write(
         k.data_ptr(),
         v.data_ptr(),
@@ -242,6 +248,7 @@ def decode_call(
     out = torch.empty_like(q)
     part_o = torch.empty(bsz * hq * splits * d, dtype=torch.float32, device=q.device)
     part_ml = torch.empty(bsz * hq * splits * 2, dtype=torch.float32, device=q.device)
+    KERNEL_CALLS["knlp_decode_attention"] += 1
     status = lib.knlp_decode_attention(
         q.data_ptr(),
         k_cache.data_ptr(),
