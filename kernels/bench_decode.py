@@ -182,9 +182,17 @@ def measure(args, device):
                 row["speedup_vs_sdpa"] = row["sdpa_us"] / row["contig_us"]
                 rows.append(row)
                 print(format_row(row), flush=True)
+    cuda_backends = torch.backends.cuda
     return {
         "device": torch.cuda.get_device_name(device),
         "torch": torch.__version__,
+        # SDPA picks among the enabled backends; which one ran is not reported by torch.
+        "sdpa_backends_enabled": {
+            "flash": cuda_backends.flash_sdp_enabled(),
+            "mem_efficient": cuda_backends.mem_efficient_sdp_enabled(),
+            "cudnn": cuda_backends.cudnn_sdp_enabled(),
+            "math": cuda_backends.math_sdp_enabled(),
+        },
         "copy_gbps": copy_bw / 1e9,
         "rows": rows,
     }
