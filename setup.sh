@@ -20,6 +20,7 @@ PACKAGES=(
   "ca-certificates:HTTPS to the package registries"
   "hipcc:HIP kernels for AMD GPUs (compile only here)"
   "llvm-15:HIP device library for gfx1100 (W7900)"
+  "g++:host compiler for nvcc and the kernels' CPU emulation (//kernels)"
   "texlive-latex-base:the paper"
   "texlive-latex-recommended:the paper"
   "texlive-latex-extra:the paper (algorithm, multirow)"

@@ -1,0 +1,31 @@
+"""kernels/README.md's GPU profile table says what tools/bazel/gpu.bzl's GPU_PROFILES says."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+
+def load_profiles():
+    for candidate in (
+        Path("tools/bazel/gpu_profiles.json"),
+        Path("bazel-bin/tools/bazel/gpu_profiles.json"),
+    ):
+        if candidate.exists():
+            return json.loads(candidate.read_text())["profiles"]
+    pytest.skip("gpu_profiles.json not built (bazel build //tools/bazel:gpu_profiles)")
+
+
+def readme_rows():
+    text = Path("kernels/README.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        m = re.match(r"\|\s*`(\w+)`\s*\|\s*(.+?)\s*\|\s*(\w+)\s*\|\s*`(\w+)`\s*\|", line)
+        if m:
+            rows[m.group(1)] = {"card": m.group(2), "vendor": m.group(3), "arch": m.group(4)}
+    return rows
+
+
+def test_readme_table_is_gpu_profiles():
+    assert readme_rows() == load_profiles()
