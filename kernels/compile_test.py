@@ -1,7 +1,7 @@
 """A kernel library really holds device code for one GPU architecture.
 
 The Bazel target sets KNLP_VENDOR and KNLP_ARCH (one target per GPU profile
-in tools/bazel/gpu.bzl). The library's embedded device code is read with
+in tools/bazel/gpu_profiles.bzl). The library's embedded device code is read with
 kernels/objcheck.py (container label and the code object's own ELF header),
 and, where the vendor's inspection tool is installed (cuobjdump,
 clang-offload-bundler), with that tool too.

@@ -1,4 +1,4 @@
-"""kernels/README.md's GPU profile table says what tools/bazel/gpu.bzl's GPU_PROFILES says."""
+"""kernels/README.md's GPU profile table says what tools/bazel/gpu_profiles.bzl says."""
 
 import json
 import re
@@ -23,7 +23,7 @@ def readme_rows():
     for line in text.splitlines():
         m = re.match(r"\|\s*`(\w+)`\s*\|\s*(.+?)\s*\|\s*(\w+)\s*\|\s*`(\w+)`\s*\|", line)
         if m:
-            rows[m.group(1)] = {"card": m.group(2), "vendor": m.group(3), "arch": m.group(4)}
+            rows[m.group(1)] = {"gpu": m.group(2), "vendor": m.group(3), "arch": m.group(4)}
     return rows
 
 

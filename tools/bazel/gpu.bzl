@@ -1,8 +1,8 @@
 """GPU kernels built by Bazel for NVIDIA (nvcc) and AMD (hipcc) from one source.
 
-This file is the one place that declares the GPU profiles the group targets
-(`GPU_PROFILES`: profile -> vendor, architecture, card) and the rules that
-compile for them:
+The GPU profiles the group targets (`GPU_PROFILES`: profile -> gpu, vendor,
+arch) are declared once, in tools/bazel/gpu_profiles.bzl; this file re-exports
+them and holds the rules that compile for them:
 
   * `gpu_shared_library(name, vendor, srcs, hdrs)`: a `lib<name>.so` with a
     plain C ABI, compiled by nvcc (`vendor = "cuda"`) or hipcc
@@ -28,19 +28,14 @@ with a message naming the compiler and ./setup.sh, before any compiler runs.
 """
 
 load("@local_toolchains//:toolchains.bzl", "TOOLCHAINS")
+load("//tools/bazel:gpu_profiles.bzl", _GPU_PROFILES = "GPU_PROFILES", _VENDORS = "VENDORS")
 
-# The GPU profiles: the one source of truth for which card means which
-# architecture. Tests, docs and the benchmark derive from this table.
-GPU_PROFILES = {
-    "a100": struct(vendor = "cuda", arch = "sm_80", card = "NVIDIA A100"),
-    "l40": struct(vendor = "cuda", arch = "sm_89", card = "NVIDIA L40"),
-    "h100": struct(vendor = "cuda", arch = "sm_90", card = "NVIDIA H100"),
-    "w7900": struct(vendor = "rocm", arch = "gfx1100", card = "AMD Radeon Pro W7900"),
-    "mi200": struct(vendor = "rocm", arch = "gfx90a", card = "AMD Instinct MI200"),
-}
+# Re-exported so kernel BUILD files load one file; declared in gpu_profiles.bzl.
+GPU_PROFILES = _GPU_PROFILES
 
 # vendor -> the compiler in @local_toolchains that builds for it.
-GPU_VENDORS = {"cuda": "nvcc", "rocm": "hipcc"}
+_COMPILERS = {"cuda": "nvcc", "rocm": "hipcc"}
+GPU_VENDORS = {vendor: _COMPILERS[vendor] for vendor in _VENDORS}
 
 GPU_FLAG_VALUES = ["all"] + sorted(GPU_VENDORS.keys()) + sorted(GPU_PROFILES.keys())
 
@@ -63,10 +58,10 @@ def gpu_archs(vendor, flag = "all"):
     """
     archs = []
     for profile, p in GPU_PROFILES.items():
-        if p.vendor != vendor:
+        if p["vendor"] != vendor:
             continue
-        if flag in ("all", vendor, profile) and p.arch not in archs:
-            archs.append(p.arch)
+        if flag in ("all", vendor, profile) and p["arch"] not in archs:
+            archs.append(p["arch"])
     return archs
 
 GpuFlagInfo = provider(doc = "The value of the //tools/bazel:gpu build setting.", fields = ["value"])
@@ -248,9 +243,9 @@ def gpu_arch_compatible(arch):
     Returns:
       A select() over the //tools/bazel:gpu config_settings.
     """
-    vendor = [p.vendor for p in GPU_PROFILES.values() if p.arch == arch]
+    vendor = [p["vendor"] for p in GPU_PROFILES.values() if p["arch"] == arch]
     if not vendor:
-        fail("knlp: %s is not the architecture of any GPU profile in tools/bazel/gpu.bzl" % arch)
+        fail("knlp: %s is not the architecture of any GPU profile in tools/bazel/gpu_profiles.bzl" % arch)
     branches = {}
     for value in GPU_FLAG_VALUES:
         if arch in gpu_archs(vendor[0], value):
@@ -260,8 +255,7 @@ def gpu_arch_compatible(arch):
 
 def _gpu_profiles_json_impl(ctx):
     out = ctx.actions.declare_file(ctx.label.name + ".json")
-    profiles = {name: {"arch": p.arch, "card": p.card, "vendor": p.vendor} for name, p in GPU_PROFILES.items()}
-    ctx.actions.write(out, json.encode_indent({"compilers": GPU_VENDORS, "profiles": profiles}) + "\n")
+    ctx.actions.write(out, json.encode_indent({"compilers": GPU_VENDORS, "profiles": GPU_PROFILES}) + "\n")
     return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
 
 gpu_profiles_json = rule(
