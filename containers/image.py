@@ -7,8 +7,9 @@
     bazel run //containers:image -- push h100             (records the digest)
     bazel run //containers:image -- lock [--check]        (re-resolves the base digest)
 
-Every version, digest and architecture comes from containers/profiles.bzl and
-containers/images_lock.bzl (through the generated profiles.json); this script
+Every version, digest and architecture comes from tools/bazel/gpu_profiles.bzl,
+containers/profiles.bzl and containers/images_lock.bzl (through the generated
+profiles.json); this script
 only stages a build context and calls buildah. The context holds `knlp/`, the
 workspace files that decide the toolchain (setup.sh, the Python locks, the Bazel
 version and rules, the profile table), with fixed modes, so two builds from two

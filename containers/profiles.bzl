@@ -1,9 +1,10 @@
-"""The GPU profiles knlp builds for, declared once.
+"""The container side of the GPU profiles: toolkits, images, platform properties.
 
-Every other place that needs a GPU fact derives it from this file: the Bazel
-platforms in //containers/platforms, the container images built by
-containers/image.py, the tests in //containers, and (through
-`GPU_PROFILES[name]["arch"]`) the kernel rules' architecture lists.
+The GPU profiles themselves (profile -> gpu, vendor, arch) are declared once,
+in tools/bazel/gpu_profiles.bzl, which the kernel rules load too; this file
+re-exports them and adds what only containers need. Everything here derives
+from that table: the Bazel platforms in //containers/platforms, the container
+images built by containers/image.py and the tests in //containers.
 
 Terms:
   profile  one GPU model the group runs on (a key of GPU_PROFILES).
@@ -18,6 +19,7 @@ with registry access rewrites (`containers/image.py lock`).
 """
 
 load("//containers:images_lock.bzl", "BASE_IMAGE", "PUSHED_IMAGES")
+load("//tools/bazel:gpu_profiles.bzl", _GPU_PROFILES = "GPU_PROFILES", _VENDORS = "VENDORS")
 
 # Vendor toolchains. `version` is the prefix that @local_toolchains' version
 # line for `tool` must contain; `packages` are what the image installs.
@@ -47,17 +49,12 @@ TOOLKITS = {
     },
 }
 
-# The GPUs. `arch` is the single device target a kernel compiles for on this
-# profile; `gpu` is the marketing name used in docs and image labels.
-GPU_PROFILES = {
-    "h100": {"gpu": "NVIDIA H100", "vendor": "cuda", "arch": "sm_90"},
-    "a10g": {"gpu": "NVIDIA A10G", "vendor": "cuda", "arch": "sm_86"},
-    "b200": {"gpu": "NVIDIA B200", "vendor": "cuda", "arch": "sm_100"},
-    "w7900": {"gpu": "AMD Radeon Pro W7900", "vendor": "rocm", "arch": "gfx1100"},
-    "mi210": {"gpu": "AMD Instinct MI210/MI250 (MI-class)", "vendor": "rocm", "arch": "gfx90a"},
-}
+# The GPUs (tools/bazel/gpu_profiles.bzl). `arch` is the single device target
+# a kernel compiles for on this profile; `gpu` is the name used in docs and
+# image labels.
+GPU_PROFILES = _GPU_PROFILES
 
-VENDORS = ["cuda", "rocm"]
+VENDORS = _VENDORS
 
 # Every architecture some profile targets, in a stable order.
 ARCHS = [GPU_PROFILES[p]["arch"] for p in sorted(GPU_PROFILES)]
