@@ -10,7 +10,7 @@ Prints, with medians over --repeat runs:
                as many side by side as Bazel's jobs allow), build outputs kept;
   bazel warm   the same with nothing changed: every result from the cache;
 and, for each model file, how many tests rerun after editing it (from
-`bazel query`, the tests that depend on that file).
+`bazel query`, the py_test targets that depend on that file).
 """
 
 import argparse
@@ -55,7 +55,7 @@ def rerun_counts(workspace):
     _, files = bazel(workspace, "query", "kind('source file', //models/gpt2:*)")
     for label in files.split():
         if label.endswith(".py") and not label.endswith("_test.py"):
-            _, tests = bazel(workspace, "query", f"tests(rdeps(//..., {label}))")
+            _, tests = bazel(workspace, "query", f"kind(py_test, rdeps(//..., {label}))")
             out[label] = len(tests.split())
     return out
 
