@@ -66,8 +66,11 @@ for pkg in "${wanted[@]}"; do installed "$pkg" || missing+=("$pkg"); done
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
+  if [ -n "$SUDO" ] && ! sudo -n true 2>/dev/null && [ ! -t 0 ]; then
+    die "needs root to install ${missing[*]}; run it as root or with a terminal for sudo's password"
+  fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   for pkg in "${missing[@]}"; do
     echo "installed $pkg $(dpkg-query -W -f='${Version}' "$pkg")"
   done
@@ -77,5 +80,12 @@ for entry in "${PACKAGES[@]}"; do
   pkg=${entry%%:*}
   printf 'found     %-27s %-28s %s\n' "$pkg" "$(dpkg-query -W -f='${Version}' "$pkg")" "${entry#*:}"
 done
-echo "found     nvcc $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' || echo 'not installed: CUDA kernels will be skipped (install the CUDA toolkit)')"
+# The CUDA toolkit is not in Debian's archive: it comes from NVIDIA's Debian 12
+# repository (containers/profiles.bzl pins the version the images carry).
+if nvcc_path=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null); then
+  echo "found     nvcc $("$nvcc_path" --version | grep -o 'release [0-9.]*')"
+else
+  echo "MISSING   nvcc: the CUDA kernel targets in //kernels fail to build without it;"
+  echo "          install CUDA 13.0 from NVIDIA's Debian 12 repository (cuda-nvcc-13-0)"
+fi
 echo "setup.sh: done. Next: bazel test //..."

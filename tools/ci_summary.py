@@ -15,11 +15,21 @@ import json
 import sys
 
 PASSING = {"PASSED", "FLAKY"}
+BUILD_FAILURE = "<the build itself: loading or analysis failed>"
 
 
 def summarize(events, skip_tags=("gpu",)):
-    """(passed, failed, skipped) label lists from parsed build events."""
-    tests, skipped, status = set(), set(), {}
+    """(passed, failed, skipped) label lists from parsed build events.
+
+    A test target is skipped when it never ran and either Bazel skipped it as
+    incompatible with the configuration or it carries a tag the CI filters
+    out; a tagged test that did run counts by its result. When the build
+    failed before any test target could be counted as failed (a package that
+    does not load, the Python toolchain that cannot be built, no events at
+    all), one pseudo-target stands for that failure.
+    """
+    tests, tagged, incompatible, status = set(), set(), set(), {}
+    build_ok = None
     for event in events:
         ident = event.get("id", {})
         if "targetConfigured" in ident:
@@ -27,13 +37,26 @@ def summarize(events, skip_tags=("gpu",)):
             if not configured.get("targetKind", "").endswith("_test rule"):
                 continue
             label = ident["targetConfigured"]["label"]
-            tags = set(configured.get("tag", []))
-            (skipped if tags & set(skip_tags) or "manual" in tags else tests).add(label)
+            tests.add(label)
+            if set(configured.get("tag", [])) & (set(skip_tags) | {"manual"}):
+                tagged.add(label)
+        elif "targetCompleted" in ident:
+            if event.get("aborted", {}).get("reason") == "SKIPPED":
+                incompatible.add(ident["targetCompleted"]["label"])
         elif "testSummary" in ident:
             label = ident["testSummary"]["label"]
             status[label] = event.get("testSummary", {}).get("overallStatus", "NO_STATUS")
-    passed = sorted(t for t in tests if status.get(t) in PASSING)
-    failed = sorted(t for t in tests if status.get(t) not in PASSING)
+        elif "buildFinished" in ident:
+            finished = event.get("finished", {})
+            build_ok = finished.get("overallSuccess", False) or (
+                finished.get("exitCode", {}).get("code", 1) == 0
+            )
+    skipped = {t for t in tests if t not in status and (t in tagged or t in incompatible)}
+    counted = tests - skipped
+    passed = sorted(t for t in counted if status.get(t) in PASSING)
+    failed = sorted(t for t in counted if status.get(t) not in PASSING)
+    if not build_ok and not failed:
+        failed.append(BUILD_FAILURE)
     return passed, failed, sorted(skipped)
 
 
@@ -45,7 +68,11 @@ def read_events(path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bep")
-    parser.add_argument("--skip-tag", action="append", default=["gpu"])
+    parser.add_argument(
+        "--skip-tag",
+        action="append",
+        help="a tag whose tests count as skipped when they did not run (default: gpu)",
+    )
     args = parser.parse_args(argv)
     try:
         events = read_events(args.bep)
@@ -53,7 +80,7 @@ def main(argv=None):
         print(f"ci_summary: cannot read build events from {args.bep}: {e}", file=sys.stderr)
         print("0 passed, 1 failed")
         return 1
-    passed, failed, skipped = summarize(events, args.skip_tag)
+    passed, failed, skipped = summarize(events, args.skip_tag or ["gpu"])
     for label in failed:
         print(f"FAILED {label}")
     print(f"{len(passed)} passed, {len(failed)} failed, {len(skipped)} skipped")

@@ -27,6 +27,13 @@ NEEDS = {
     "nginx": ("the shared-cache integration test in //containers/cache", True),
 }
 SETUP_HINT = "run ./setup.sh, then `bazel sync --configure` so Bazel looks again"
+# Tools that ./setup.sh cannot install from Debian's archive, and where they come from.
+HINTS = {
+    "nvcc": (
+        "install CUDA 13.0 from NVIDIA's Debian 12 repository (cuda-nvcc-13-0), "
+        "then `bazel sync --configure`"
+    ),
+}
 
 
 def external_runfile(repo, name):
@@ -96,7 +103,7 @@ def report(venv_info, toolchains, gpu_list, bazel):
             lines.append(f"{tool:<9} {info['version']}  [{info['path']}]")
         else:
             blocking += gate
-            lines.append(f"{tool:<9} MISSING: needed by {needed_by}; {SETUP_HINT}")
+            lines.append(f"{tool:<9} MISSING: needed by {needed_by}; {HINTS.get(tool, SETUP_HINT)}")
     if gpu_list:
         lines += [f"gpu       {g}" for g in gpu_list]
     else:

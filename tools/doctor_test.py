@@ -39,3 +39,11 @@ def test_no_gpu_is_reported_not_blocking():
     lines, blocking = doctor.report(VENV, all_tools(), [], "bazel 4.2.3")
     assert blocking == 0
     assert any("none" in line for line in lines if line.startswith("gpu"))
+
+
+def test_nvcc_hint_does_not_promise_setup_installs_it():
+    tools = all_tools()
+    tools["nvcc"] = {"available": False}
+    lines, blocking = doctor.report(VENV, tools, [], "bazel 4.2.3")
+    (line,) = [line for line in lines if line.startswith("nvcc")]
+    assert blocking == 1 and "NVIDIA" in line and "setup.sh" not in line

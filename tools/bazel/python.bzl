@@ -86,9 +86,20 @@ def _pip_venv_impl(rctx):
     else:
         venv = str(rctx.path("venv"))
 
+    # Where pip finds builds PyPI does not serve (torch 2.13.0+cpu): a local
+    # wheelhouse, which the group's CPU machines have at /opt/wheels, or the
+    # accelerator's PyTorch index on a host that reaches it.
+    pip_args = []
+    wheelhouse = rctx.os.environ.get("KNLP_WHEELHOUSE", rctx.attr.wheelhouse)
+    if wheelhouse and rctx.path(wheelhouse).exists:
+        pip_args += ["--find-links", wheelhouse]
+    torch_index = rctx.os.environ.get("KNLP_TORCH_INDEX", "")
+    if torch_index:
+        pip_args += ["--extra-index-url", torch_index]
+
     rctx.report_progress("building venv for %s from %s" % (accelerator, lock_name))
     res = rctx.execute(
-        [interpreter, str(rctx.path(rctx.attr.venv_script)), "--interpreter", interpreter, "--lock", str(lock), "--dest", venv],
+        [interpreter, str(rctx.path(rctx.attr.venv_script)), "--interpreter", interpreter, "--lock", str(lock), "--dest", venv, "--"] + pip_args,
         timeout = 3600,
         quiet = True,
     )
@@ -169,6 +180,7 @@ pip_venv = repository_rule(
         "locks": attr.label_keyed_string_dict(allow_files = [".lock"], doc = "lock file -> accelerator"),
         "python_version": attr.string(default = "3.11"),
         "venv_script": attr.label(default = "//tools/bazel:venv.py"),
+        "wheelhouse": attr.string(default = "/opt/wheels"),
     },
-    environ = ["KNLP_ACCELERATOR", "KNLP_PYTHON", "KNLP_VENV_LAYOUT", "KNLP_VENV_ROOT"],
+    environ = ["KNLP_ACCELERATOR", "KNLP_PYTHON", "KNLP_TORCH_INDEX", "KNLP_VENV_LAYOUT", "KNLP_VENV_ROOT", "KNLP_WHEELHOUSE"],
 )

@@ -73,6 +73,14 @@ def explain_pip_failure(lock, output):
     if problems:
         return "\n".join(problems)
     missing = re.findall(r"No matching distribution found for (\S+)", output)
+    local = [m for m in missing if "+" in m]
+    if local:
+        return (
+            f"lock {lock}: {', '.join(local)} is a local build that PyPI does not serve. "
+            "Put its wheel in a wheelhouse directory and point KNLP_WHEELHOUSE at it "
+            "(default /opt/wheels), or reach the accelerator's PyTorch index "
+            "(KNLP_TORCH_INDEX, e.g. https://download.pytorch.org/whl/cpu)."
+        )
     if missing:
         return (
             f"lock {lock}: no installable file for {', '.join(missing)} on this "
@@ -105,7 +113,10 @@ def build(interpreter, lock, dest, pip_args=()):
     marker = dest / MARKER
     if marker.exists() and marker.read_text().strip() == want:
         return False
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.parent.exists():
+        # Shared by every user of the machine, like /tmp: sticky and writable.
+        dest.parent.mkdir(parents=True)
+        dest.parent.chmod(0o1777)
     with open(dest.parent / f".{dest.name}.lock", "w") as guard:
         fcntl.flock(guard, fcntl.LOCK_EX)
         if marker.exists() and marker.read_text().strip() == want:
@@ -149,6 +160,14 @@ def main(argv=None):
         built = build(args.interpreter, args.lock, args.dest, args.pip_args)
     except VenvError as e:
         print(f"knlp: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(
+            f"knlp: cannot write the venv {args.dest} ({e.strerror}: {e.filename}); "
+            "make its directory writable or choose another with "
+            "--repo_env=KNLP_VENV_ROOT=/some/dir",
+            file=sys.stderr,
+        )
         return 2
     print(f"{'built' if built else 'reused'} {args.dest}")
     return 0

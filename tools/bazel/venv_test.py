@@ -74,3 +74,20 @@ def test_tampered_hash_names_the_package(tmp_path):
 def test_explain_passes_other_failures_through():
     text = venv.explain_pip_failure("x.lock", "ERROR: No matching distribution found for nope==1")
     assert "nope==1" in text and "x.lock" in text
+
+
+def test_local_build_missing_names_the_wheelhouse():
+    text = venv.explain_pip_failure(
+        "cpu.lock", "ERROR: No matching distribution found for torch==2.13.0+cpu"
+    )
+    assert "torch==2.13.0+cpu" in text and "KNLP_WHEELHOUSE" in text
+
+
+def test_unwritable_venv_root_is_a_message_not_a_traceback(tmp_path, capsys):
+    wheel = make_wheel(tmp_path)
+    lock = write_lock(tmp_path / "good.lock", wheel)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    args = ["--interpreter", sys.executable, "--lock", str(lock), "--dest", str(blocker / "venv")]
+    assert venv.main(args) == 2
+    assert "KNLP_VENV_ROOT" in capsys.readouterr().err
