@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,11 @@ class Profile:
     lr: float
     min_lr: float
     weight_decay: float
-    dropout: float
-    optimizer: str
-    model: dict = field(default_factory=dict)  # GPT-2 size: n_layer, n_head, n_embd
+    # Model size: "real" trains each step's own config (GPT-2 124M for the RATIO
+    # ablation); "tiny" the ablation registry's CPU dimensions (2 layers, width
+    # 128), with the real GPT-2 vocabulary. Optimizer and dropout come from the
+    # step itself (experiments/ablations/steps.bzl), never from a profile.
+    dims: str
     log_interval: int = 1
     checkpoint_interval: int = 0
     time_budget_s: float | None = None
@@ -62,22 +64,23 @@ class Profile:
         return d
 
 
-_GPT2_124M = {"n_layer": 12, "n_head": 12, "n_embd": 768}
+# The RATIO ablation's iteration budget; step schedules (pruning warmup and
+# ramp) are declared for it and scaled to shorter budgets.
+REFERENCE_ITERS = 10400
+
 _GPU_COMMON = dict(
     dtype="bfloat16",
     compile=True,
     dataset="fineweb-edu",
     block_size=1024,
-    max_iters=10400,
+    max_iters=REFERENCE_ITERS,
     eval_interval=500,
     eval_iters=200,
     warmup_iters=2000,
     lr=6e-4,
     min_lr=6e-5,
     weight_decay=0.1,
-    dropout=0.1,
-    optimizer="adamwspam",
-    model=_GPT2_124M,
+    dims="real",
     log_interval=10,
     checkpoint_interval=500,
 )
@@ -87,7 +90,7 @@ PROFILES: dict[str, Profile] = {
     for p in [
         Profile(
             name="cpu",
-            description="any CPU: tiny GPT-2 (2 layers, width 128) on Shakespeare, fp32",
+            description="any CPU: each step at the registry's tiny dims on Shakespeare, fp32",
             device="cpu",
             gpus=0,
             dtype="float32",
@@ -96,18 +99,16 @@ PROFILES: dict[str, Profile] = {
             block_size=64,
             batch_size=8,
             grad_accum=1,
-            max_iters=120,
-            eval_interval=40,
-            eval_iters=8,
+            max_iters=100,
+            eval_interval=50,
+            eval_iters=4,
             warmup_iters=10,
             lr=2e-3,
             min_lr=2e-4,
             weight_decay=0.1,
-            dropout=0.0,
-            optimizer="adamw",
-            model={"n_layer": 2, "n_head": 4, "n_embd": 128},
+            dims="tiny",
             log_interval=1,
-            checkpoint_interval=40,
+            checkpoint_interval=50,
         ),
         Profile(
             name="w7900",

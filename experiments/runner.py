@@ -268,6 +268,7 @@ DEFAULT_COLUMNS = [
     ("final_train_loss", "train loss"),
     ("val_loss", "val loss"),
     ("val_ppl", "val ppl"),
+    ("sparsity", "sparsity"),
     ("tokens_per_s_median", "tok/s"),
     ("step_wall_s", "wall s"),
 ]
