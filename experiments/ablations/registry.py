@@ -1,0 +1,199 @@
+"""The ablation registry, read from steps.bzl: steps, variants, and the models they build.
+
+steps.bzl is the single declaration of every RATIO step and variant prefix;
+Bazel loads it to generate the per-step tests, and this module evaluates the
+same literals. A step is validated when it is asked for, so a broken step
+fails its own test (naming it) and no other.
+
+    from experiments.ablations import registry
+    s = registry.step(5)                       # Step(id=5, variant="RA", ...)
+    model = registry.build_model(5)            # GPT2_RA at 124M with the step's options
+    model = registry.build_model(5, dims="tiny")
+"""
+
+import ast
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from models.gpt2.config import GPT2Config, preset, round_to_multiple
+
+STEPS_BZL = Path(__file__).resolve().with_name("steps.bzl")
+
+# The numeric dry-run's dimensions: small enough for a CPU, big enough that
+# every mechanism is exercised (bands, top-k, latents scale with them).
+TINY = {"n_layer": 2, "n_head": 2, "n_embd": 128, "block_size": 64, "vocab_size": 256}
+PRUNING_KEYS = ("variant", "target", "warmup", "ramp_end", "frequency")
+
+
+class StepError(ValueError):
+    """A step that is unknown or declared with options that cannot build."""
+
+
+def load_bzl(path):
+    """The top-level assignments of a literals-only .bzl file, as Python values.
+
+    Values may be literals or names assigned earlier in the same file; anything
+    else (calls, arithmetic) is refused so the file stays readable by both.
+    """
+    tree = ast.parse(Path(path).read_text(), filename=str(path))
+    names = {}
+    for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # docstring
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            raise ValueError(f"{path}:{node.lineno}: only NAME = <literal> assignments are allowed")
+        for sub in ast.walk(node.value):
+            allowed = (ast.Dict, ast.List, ast.Tuple, ast.Constant, ast.Load, ast.UnaryOp)
+            if isinstance(sub, ast.Name):
+                if sub.id not in names:
+                    raise ValueError(f"{path}:{sub.lineno}: {sub.id} is not defined above")
+            elif not isinstance(sub, allowed + (ast.USub,)):
+                raise ValueError(f"{path}:{sub.lineno}: {type(sub).__name__} is not a literal")
+        code = compile(ast.Expression(node.value), str(path), "eval")
+        names[node.targets[0].id] = eval(code, {"__builtins__": {}}, dict(names))  # noqa: S307
+    return names
+
+
+@dataclass(frozen=True)
+class Step:
+    id: int
+    variant: str
+    class_name: str
+    options: dict = field(hash=False)  # GPT2Config options: base, then variant, then step
+    optimizer: str = "adamwspam"
+    pruning: dict | None = field(default=None, hash=False)
+    doc: str = ""
+
+    @property
+    def name(self):
+        return f"step {self.id} ({self.variant}: {self.doc})"
+
+
+class Registry:
+    def __init__(self, path=STEPS_BZL):
+        data = load_bzl(path)
+        self.path = Path(path)
+        self.variants = data["VARIANTS"]
+        self.steps = data["RATIO_STEPS"]
+        self.base = data["RATIO_BASE"]
+
+    def step_ids(self):
+        return sorted(self.steps)
+
+    def variant(self, prefix):
+        if prefix not in self.variants:
+            raise StepError(
+                f"unknown variant prefix {prefix!r}; valid prefixes: {', '.join(self.variants)}"
+            )
+        return self.variants[prefix]
+
+    def step(self, step_id):
+        """The validated Step; an unknown id lists the valid ones."""
+        try:
+            key = int(step_id)
+        except (TypeError, ValueError):
+            key = None
+        if key not in self.steps:
+            valid = ", ".join(str(i) for i in self.step_ids())
+            raise StepError(f"unknown RATIO step {step_id!r}; valid step ids: {valid}")
+        spec = self.steps[key]
+        try:
+            return self._validate(key, spec)
+        except (ValueError, TypeError, KeyError) as e:
+            raise StepError(f"RATIO step {key} in {self.path.name} is invalid: {e}") from e
+
+    def _validate(self, key, spec):
+        unknown = set(spec) - {"variant", "options", "optimizer", "pruning", "doc"}
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}")
+        variant = self.variant(spec["variant"])
+        options = {**self.base["options"], **variant["options"], **spec.get("options", {})}
+        step = Step(
+            id=key,
+            variant=spec["variant"],
+            class_name=variant["class"],
+            options=options,
+            optimizer=spec.get("optimizer", "adamwspam"),
+            pruning=spec.get("pruning"),
+            doc=spec.get("doc", ""),
+        )
+        if step.pruning is not None:
+            bad = set(step.pruning) - set(PRUNING_KEYS)
+            if bad:
+                raise ValueError(f"unknown pruning keys {sorted(bad)}; accepted: {PRUNING_KEYS}")
+        self.config(step)  # option names and values
+        return step
+
+    def config(self, step, dims="real"):
+        """The GPT2Config a step trains at ("real") or dry-runs at ("tiny")."""
+        cfg = preset(self.base["preset"], **step.options)
+        if dims == "real":
+            return cfg
+        if dims != "tiny":
+            raise ValueError(f"unknown dims {dims!r}; accepted: real, tiny")
+        scale = TINY["n_embd"] / cfg.n_embd
+        tiny = dict(TINY, dropout=0.0)
+        if "d_latent" in step.options:
+            tiny["d_latent"] = round_to_multiple(cfg.d_latent * scale, 32)
+        if "ra_band" in step.options:
+            tiny["ra_band"] = max(8, cfg.ra_band * TINY["block_size"] // cfg.block_size)
+        return cfg.with_options(**tiny)
+
+    def build_model(self, step_or_id, dims="real"):
+        """The model a step builds (on the current default device)."""
+        from models.gpt2 import zoo
+
+        s = step_or_id if isinstance(step_or_id, Step) else self.step(step_or_id)
+        try:
+            return zoo.get_class(s.class_name)(self.config(s, dims))
+        except ValueError as e:
+            raise StepError(f"RATIO step {s.id} in {self.path.name} is invalid: {e}") from e
+
+
+@functools.cache
+def get(path=STEPS_BZL):
+    return Registry(path)
+
+
+def step(step_id):
+    return get().step(step_id)
+
+
+def step_ids():
+    return get().step_ids()
+
+
+def config(step_obj, dims="real"):
+    return get().config(step_obj, dims)
+
+
+def build_model(step_or_id, dims="real"):
+    return get().build_model(step_or_id, dims)
+
+
+def mlp_width(step_obj):
+    return config(step_obj).mlp_dim
+
+
+def markdown_table():
+    """The step table of experiments/ablations/README.md, generated from steps.bzl."""
+    rows = [
+        "| step | variant | class | MLP | options | pruning | enables |",
+        "|---:|---|---|---:|---|---|---|",
+    ]
+    reg = get()
+    for i in reg.step_ids():
+        s = reg.step(i)
+        opts = ", ".join(
+            f"{k}={v}"
+            for k, v in reg.steps[i].get("options", {}).items()
+            if k != "mlp_ratio"
+        )
+        prune = "-" if not s.pruning else f"{s.pruning['variant']} {s.pruning['target']:.0%}"
+        ratio = reg.steps[i].get("options", {}).get("mlp_ratio", 4.0)
+        rows.append(
+            f"| {i} | {s.variant} | {s.class_name} | {ratio} ({mlp_width(s)}) | "
+            f"{opts or '-'} | {prune} | {s.doc} |"
+        )
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,12 @@
+"""GPT2_MLA_KV2: MLA + KVSplice with separate K and V latents."""
+
+from models.gpt2.gpt2 import GPT2
+from models.gpt2.layers import LatentAttention
+
+
+class GPT2_MLA_KV2(GPT2):
+    FEATURES = frozenset({"mla","kvsplice"})
+    USES_WPE = False  # RoPE on Q and K
+
+    def make_attention(self, config, layer):
+        return LatentAttention(config, ra=False, splice=True, split_kv=True)
