@@ -80,7 +80,9 @@ def kv_bytes_per_token(model, device: str, dtype: torch.dtype, tokens: int = KV_
     return cache_bytes(cache) / idx.shape[1]
 
 
-def train_config(profile: Profile, device: str, seed: int, compile_flag: bool | None) -> TrainConfig:
+def train_config(
+    profile: Profile, device: str, seed: int, compile_flag: bool | None
+) -> TrainConfig:
     return TrainConfig(
         max_iters=profile.max_iters,
         time_budget_s=profile.time_budget_s,
@@ -112,8 +114,14 @@ class SparsityHook:
         return {"sparsity": self.optimizer.sparsity()}
 
 
-def build_gpt2_step(step: registry.Step, profile: Profile, device: str, seed: int,
-                    compile_flag: bool | None, data_dir: str | None = None) -> StepBuild:
+def build_gpt2_step(
+    step: registry.Step,
+    profile: Profile,
+    device: str,
+    seed: int,
+    compile_flag: bool | None,
+    data_dir: str | None = None,
+) -> StepBuild:
     cfg = step_config(step, profile)
     tcfg = train_config(profile, device, seed, compile_flag)
     torch.manual_seed(seed)
@@ -149,8 +157,15 @@ def build_gpt2_step(step: registry.Step, profile: Profile, device: str, seed: in
             out["target_sparsity"] = pruning["target"]
         return out
 
-    return StepBuild(model=model, optimizer=opt, get_batch=get_batch, train_cfg=tcfg,
-                     hooks=hooks, info=info, finish=finish)
+    return StepBuild(
+        model=model,
+        optimizer=opt,
+        get_batch=get_batch,
+        train_cfg=tcfg,
+        hooks=hooks,
+        info=info,
+        finish=finish,
+    )
 
 
 def registry_fingerprint() -> str:

@@ -36,7 +36,9 @@ def make_specs(ids: list[str], profile, seed: int, compile_flag) -> list[runner.
             runner.StepSpec(
                 name=step_name(st.id),
                 label=f"{st.variant}: {st.doc}",
-                build=lambda device, st=st: build_gpt2_step(st, profile, device, seed, compile_flag),
+                build=lambda device, st=st: build_gpt2_step(
+                    st, profile, device, seed, compile_flag
+                ),
             )
         )
     return specs

@@ -70,8 +70,14 @@ def _attn_tensors(cache) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def measure(class_name: str, tokens: list[int], device: str, dtype: torch.dtype,
-            preset_name: str = "124m", batch: int = 1) -> dict:
+def measure(
+    class_name: str,
+    tokens: list[int],
+    device: str,
+    dtype: torch.dtype,
+    preset_name: str = "124m",
+    batch: int = 1,
+) -> dict:
     cfg = preset(preset_name, block_size=max(max(tokens), 1024))
     torch.manual_seed(0)
     model = zoo.get_class(class_name)(cfg).to(device=device, dtype=dtype).eval()
@@ -92,20 +98,28 @@ def measure(class_name: str, tokens: list[int], device: str, dtype: torch.dtype,
         theory = per_tok_theory * t
         shapes = {k: tuple(v.shape) for k, v in _attn_tensors(cache).items()}
         want = expected_shapes(class_name, cfg, batch, t)
-        rows.append({
-            "class": class_name,
-            "tokens": t,
-            "measured_bytes": measured,
-            "theory_bytes": theory,
-            "rel_error": measured / theory - 1.0,
-            "bytes_per_token": measured / t,
-            "shapes": {k: list(v) for k, v in shapes.items()},
-            "shapes_ok": all(shapes.get(k) == v for k, v in want.items()),
-            "expected_shapes": {k: list(v) for k, v in want.items()},
-        })
-    return {"class": class_name, "params": model.get_num_params(), "d_latent": cfg.d_latent,
-            "d_compressed": cfg.d_compressed, "n_layer": cfg.n_layer, "n_embd": cfg.n_embd,
-            "rows": rows}
+        rows.append(
+            {
+                "class": class_name,
+                "tokens": t,
+                "measured_bytes": measured,
+                "theory_bytes": theory,
+                "rel_error": measured / theory - 1.0,
+                "bytes_per_token": measured / t,
+                "shapes": {k: list(v) for k, v in shapes.items()},
+                "shapes_ok": all(shapes.get(k) == v for k, v in want.items()),
+                "expected_shapes": {k: list(v) for k, v in want.items()},
+            }
+        )
+    return {
+        "class": class_name,
+        "params": model.get_num_params(),
+        "d_latent": cfg.d_latent,
+        "d_compressed": cfg.d_compressed,
+        "n_layer": cfg.n_layer,
+        "n_embd": cfg.n_embd,
+        "rows": rows,
+    }
 
 
 def check(results: list[dict]) -> list[str]:
@@ -114,12 +128,16 @@ def check(results: list[dict]) -> list[str]:
         per_tok = [row["bytes_per_token"] for row in r["rows"]]
         for row in r["rows"]:
             if abs(row["rel_error"]) > TOLERANCE:
-                failures.append(f"{r['class']} at {row['tokens']} tokens: measured "
-                                f"{row['measured_bytes']:,} B vs theory {row['theory_bytes']:,} B "
-                                f"({row['rel_error']:+.1%})")
+                failures.append(
+                    f"{r['class']} at {row['tokens']} tokens: measured "
+                    f"{row['measured_bytes']:,} B vs theory {row['theory_bytes']:,} B "
+                    f"({row['rel_error']:+.1%})"
+                )
             if not row["shapes_ok"]:
-                failures.append(f"{r['class']} at {row['tokens']} tokens: cache shapes "
-                                f"{row['shapes']} != expected {row['expected_shapes']}")
+                failures.append(
+                    f"{r['class']} at {row['tokens']} tokens: cache shapes "
+                    f"{row['shapes']} != expected {row['expected_shapes']}"
+                )
         if max(per_tok) > min(per_tok) * (1 + LINEARITY):
             failures.append(f"{r['class']}: bytes per token vary with length {per_tok}")
     return failures
@@ -140,18 +158,27 @@ def main(argv=None) -> int:
         classes = [c.strip() for c in args.classes.split(",")]
         for c in classes:
             if c not in CLASSES:
-                raise ValueError(f"class {c!r} has no cache theory here; valid: {', '.join(CLASSES)}")
+                raise ValueError(
+                    f"class {c!r} has no cache theory here; valid: {', '.join(CLASSES)}"
+                )
     except ValueError as e:
         print(f"{EXPERIMENT}: {e}", file=sys.stderr)
         return 2
     dtype = getattr(torch, args.dtype)
-    config = {"tokens": tokens, "classes": classes, "device": args.device, "dtype": args.dtype,
-              "preset": args.preset, "tolerance": TOLERANCE}
+    config = {
+        "tokens": tokens,
+        "classes": classes,
+        "device": args.device,
+        "dtype": args.dtype,
+        "preset": args.preset,
+        "tolerance": TOLERANCE,
+    }
     root = args.results_dir or os.path.join(manifest_mod.workspace_dir(), "results")
     run_id = args.run_id or f"{args.device.split(':')[0]}-{manifest_mod.config_hash(config)[:8]}"
     run = RunDir(os.path.join(root, EXPERIMENT, run_id))
-    m = manifest_mod.build_manifest(EXPERIMENT, run_id, config,
-                                    {"dtype": args.dtype, "dataset": None}, args.device)
+    m = manifest_mod.build_manifest(
+        EXPERIMENT, run_id, config, {"dtype": args.dtype, "dataset": None}, args.device
+    )
     atomic_write_json(run.path("manifest.json"), m)
     results = [measure(c, tokens, args.device, dtype, args.preset) for c in classes]
     failures = check(results)
@@ -173,14 +200,16 @@ def main(argv=None) -> int:
             lines.append(
                 f"| {r['class']} | {row['tokens']} | {shapes} | {row['measured_bytes']:,} | "
                 f"{row['theory_bytes']:,} | {row['rel_error']:+.2%} | "
-                f"{row['bytes_per_token']:,.0f} | {base[row['tokens']] / row['measured_bytes']:.1f}x "
-                "smaller |"
+                f"{row['bytes_per_token']:,.0f} | "
+                f"{base[row['tokens']] / row['measured_bytes']:.1f}x smaller |"
             )
     lines += ["", "Checks: " + ("all passed." if not failures else "FAILED:")]
     lines += [f"- {f}" for f in failures]
     lines += ["", "Plot: [cache_bytes.png](plots/cache_bytes.png)", ""]
-    curves = {r["class"]: [(row["tokens"], row["measured_bytes"] / 2**20) for row in r["rows"]]
-              for r in results}
+    curves = {
+        r["class"]: [(row["tokens"], row["measured_bytes"] / 2**20) for row in r["rows"]]
+        for r in results
+    }
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.2))

@@ -40,7 +40,7 @@ EXPERIMENT = "pruning_matrix"
 VISION = {
     "cpu": {
         "lenet5": dict(dataset="digits", image_size=28, channels=1, iters=300, batch=64),
-        "resnet18": dict(dataset="digits", image_size=16, channels=3, iters=80, batch=32),
+        "resnet18": dict(dataset="digits", image_size=16, channels=3, iters=40, batch=32),
     },
     "cuda": {
         "lenet5": dict(dataset="mnist", image_size=28, channels=1, iters=4690, batch=128),
@@ -59,8 +59,11 @@ DEFAULTS = {
     "sparsities": "0.5,0.7,0.9",
 }
 # The CPU default keeps ResNet-18 to a few cells (it is ~100x LeNet-5's cost).
-CPU_RESNET = {"optimizers": ["adamw"], "methods": ["none", "magnitude", "bitter7"],
-              "sparsities": [0.5]}
+CPU_RESNET = {
+    "optimizers": ["adamw"],
+    "methods": ["none", "magnitude", "bitter7"],
+    "sparsities": [0.5],
+}
 
 
 def methods() -> list[str]:
@@ -101,12 +104,17 @@ def cells(args, device_kind: str) -> list[tuple[str, str, str, float]]:
     out = []
     for m in models:
         if m not in VISION[device_kind]:
-            raise ValueError(f"model {m!r} has no {device_kind} settings; have: "
-                             f"{', '.join(VISION[device_kind])}")
+            raise ValueError(
+                f"model {m!r} has no {device_kind} settings; have: "
+                f"{', '.join(VISION[device_kind])}"
+            )
         o_list, me_list, s_list = opts, meths, sps
         if m == "resnet18" and device_kind == "cpu" and args.default_matrix:
-            o_list, me_list, s_list = (CPU_RESNET["optimizers"], CPU_RESNET["methods"],
-                                       CPU_RESNET["sparsities"])
+            o_list, me_list, s_list = (
+                CPU_RESNET["optimizers"],
+                CPU_RESNET["methods"],
+                CPU_RESNET["sparsities"],
+            )
         for o in o_list:
             for me in me_list:
                 if me in scores.SCORES and o not in popt.ADAM_FAMILY:
@@ -120,8 +128,7 @@ def cell_name(model, opt, method, s) -> str:
     return f"{model}-{opt}-{method}" + ("" if method == "none" else f"-{round(s * 100)}")
 
 
-def build_cell(model_name, opt_name, method, target, profile, device, seed, data_cache,
-               iters=None):
+def build_cell(model_name, opt_name, method, target, profile, device, seed, data_cache, iters=None):
     kind = "cpu" if profile.device == "cpu" else "cuda"
     spec = VISION[kind][model_name]
     key = (spec["dataset"], spec["image_size"], spec["channels"])
@@ -133,17 +140,26 @@ def build_cell(model_name, opt_name, method, target, profile, device, seed, data
     net = vision_zoo.build(model_name, num_classes=data.num_classes, in_channels=spec["channels"])
     model = Classifier(net)
     lr = LR[opt_name]
-    sched = dict(target=target, warmup=int(WARMUP_FRAC * iters),
-                 ramp_end=max(int(WARMUP_FRAC * iters) + 1, int(RAMP_END_FRAC * iters)),
-                 frequency=max(1, int((RAMP_END_FRAC - WARMUP_FRAC) * iters / UPDATES)))
+    sched = dict(
+        target=target,
+        warmup=int(WARMUP_FRAC * iters),
+        ramp_end=max(int(WARMUP_FRAC * iters) + 1, int(RAMP_END_FRAC * iters)),
+        frequency=max(1, int((RAMP_END_FRAC - WARMUP_FRAC) * iters / UPDATES)),
+    )
     if method == "none":
         opt = popt.make_optimizer(opt_name, net, lr=lr, weight_decay=WEIGHT_DECAY)
     elif method in PRUNERS:
         base = popt.make_optimizer(opt_name, net, lr=lr, weight_decay=WEIGHT_DECAY)
         opt = with_pruning(base, net, method, **sched)
     else:
-        opt = popt.make_optimizer("adamwprune", net, lr=lr, weight_decay=WEIGHT_DECAY,
-                                  base=opt_name, pruning=dict(variant=method, **sched))
+        opt = popt.make_optimizer(
+            "adamwprune",
+            net,
+            lr=lr,
+            weight_decay=WEIGHT_DECAY,
+            base=opt_name,
+            pruning=dict(variant=method, **sched),
+        )
     xtr, ytr = data.x_train.to(device), data.y_train.to(device)
     xte, yte = data.x_test.to(device), data.y_test.to(device)
     bs = spec["batch"]
@@ -153,12 +169,24 @@ def build_cell(model_name, opt_name, method, target, profile, device, seed, data
         idx = torch.randint(len(x), (bs,), generator=g).to(device)
         return x[idx], y[idx]
 
-    tcfg = TrainConfig(max_iters=iters, time_budget_s=profile.time_budget_s, batch_size=bs,
-                       lr=lr, min_lr=lr * 0.01, warmup_iters=max(1, iters // 20),
-                       weight_decay=WEIGHT_DECAY, eval_interval=max(1, iters // 4), eval_iters=4,
-                       log_interval=1 if iters <= 1000 else 10, dtype=profile.dtype,
-                       compile=False, device=device, seed=seed, tokens_per_sample=1,
-                       grad_clip=0.0)
+    tcfg = TrainConfig(
+        max_iters=iters,
+        time_budget_s=profile.time_budget_s,
+        batch_size=bs,
+        lr=lr,
+        min_lr=lr * 0.01,
+        warmup_iters=max(1, iters // 20),
+        weight_decay=WEIGHT_DECAY,
+        eval_interval=max(1, iters // 4),
+        eval_iters=4,
+        log_interval=1 if iters <= 1000 else 10,
+        dtype=profile.dtype,
+        compile=False,
+        device=device,
+        seed=seed,
+        tokens_per_sample=1,
+        grad_clip=0.0,
+    )
 
     @torch.no_grad()
     def finish(m):
@@ -173,11 +201,18 @@ def build_cell(model_name, opt_name, method, target, profile, device, seed, data
             out["target_reached"] = out["sparsity"] >= target - 0.005
         return out
 
-    info = {"model_class": model_name, "optimizer": opt_name, "method": method,
-            "target_sparsity": target if method != "none" else 0.0, "dataset": spec["dataset"],
-            "params": sum(p.numel() for p in net.parameters()), "schedule": sched}
-    return runner.StepBuild(model=model, optimizer=opt, get_batch=get_batch, train_cfg=tcfg,
-                            info=info, finish=finish)
+    info = {
+        "model_class": model_name,
+        "optimizer": opt_name,
+        "method": method,
+        "target_sparsity": target if method != "none" else 0.0,
+        "dataset": spec["dataset"],
+        "params": sum(p.numel() for p in net.parameters()),
+        "schedule": sched,
+    }
+    return runner.StepBuild(
+        model=model, optimizer=opt, get_batch=get_batch, train_cfg=tcfg, info=info, finish=finish
+    )
 
 
 COLUMNS = [
@@ -197,11 +232,19 @@ COLUMNS = [
 
 
 def _plots(run, rows):
-    pts = {k: (r["sparsity"], r["test_acc"]) for k, r in rows.items()
-           if r.get("status") == "done" and r.get("sparsity") is not None}
+    pts = {
+        k: (r["sparsity"], r["test_acc"])
+        for k, r in rows.items()
+        if r.get("status") == "done" and r.get("sparsity") is not None
+    }
     if pts:
-        plots.scatter(pts, run.path("plots", "accuracy_vs_sparsity.png"), "sparsity reached",
-                      "test accuracy", "pruning matrix: accuracy vs sparsity")
+        plots.scatter(
+            pts,
+            run.path("plots", "accuracy_vs_sparsity.png"),
+            "sparsity reached",
+            "test accuracy",
+            "pruning matrix: accuracy vs sparsity",
+        )
 
 
 def main(argv=None) -> int:
@@ -260,8 +303,16 @@ def main(argv=None) -> int:
         "dtype": profile.dtype,
         "seed": args.seed,
     }
-    return runner.run_steps(EXPERIMENT, specs, args, config, train_meta, device,
-                            summary_columns=COLUMNS, extra_plots=_plots)
+    return runner.run_steps(
+        EXPERIMENT,
+        specs,
+        args,
+        config,
+        train_meta,
+        device,
+        summary_columns=COLUMNS,
+        extra_plots=_plots,
+    )
 
 
 if __name__ == "__main__":

@@ -81,6 +81,12 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--compile", dest="compile", action="store_true", default=None)
     ap.add_argument("--no-compile", dest="compile", action="store_false")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument(
+        "--checkpoint-interval",
+        type=int,
+        default=None,
+        help="checkpoint every N iterations (default: the profile's)",
+    )
     ap.add_argument("--list", action="store_true", help="list the steps and exit")
 
 
@@ -191,6 +197,8 @@ def run_steps(
         try:
             built = spec.build(device)
             built.train_cfg.progress = not args.no_progress
+            if args.checkpoint_interval is not None:
+                built.train_cfg.checkpoint_interval = args.checkpoint_interval
             trainer = Trainer(
                 model=built.model,
                 optimizer=built.optimizer,

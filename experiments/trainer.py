@@ -175,6 +175,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DDP(self.model, device_ids=ids)
         self.start_iter = 0
+        self.resumed_train: list[dict] = []  # train records kept from before a resume
         self.best_val = float("inf")
         self.elapsed_before = 0.0
         seed = self.cfg.seed + 1000 * self.dist_info.rank
@@ -231,11 +232,12 @@ class Trainer:
             # Train records up to the checkpoint stay; the eval at the checkpoint's
             # iteration is redone (same batches, same weights, same numbers).
             start = self.start_iter
-            repair_jsonl(
+            kept = repair_jsonl(
                 self.metrics_path,
                 keep=lambda r: r.get("iter", 0) < start
                 or (r.get("iter") == start and r.get("kind") == "train"),
             )
+            self.resumed_train = [r for r in kept if r.get("kind") == "train"]
         self.log(f"[{self.step_name}] resumed from checkpoint at iter {self.start_iter}")
         return True
 
@@ -278,7 +280,10 @@ class Trainer:
                 dynamic_ncols=True,
                 mininterval=1.0,
             )
-        rates, first_loss, last_losses = [], None, []
+        prior = self.resumed_train
+        rates = [r["tokens_per_s"] for r in prior if r.get("tokens_per_s")]
+        first_loss = next((r["loss"] for r in prior if r.get("iter") == 1), None)
+        last_losses = [r["loss"] for r in prior][-10:]
         evals = []
         t_start = time.time()
         it = self.start_iter
