@@ -105,7 +105,7 @@ def test_sigkill_mid_step_then_rerun_completes_and_third_run_is_a_noop(tmp_path)
     for png in ("loss_curves.png", "val_ppl.png", "quality_vs_kv_bytes.png"):
         assert (run / "plots" / png).stat().st_size > 10_000
     m = read_json(str(run / "manifest.json"))
-    assert m["train"]["effective_batch_tokens"] == 8 * 64
+    assert m["train"]["effective_batch_tokens"] == 4 * 64
     assert m["config"]["profile"]["name"] == "cpu" and m["versions"]["torch"]
     assert len(m["invocations"]) == 2
 
