@@ -249,3 +249,23 @@ def test_kvsplice_cache_matches_theory(tmp_path, capsys):
         2 * 512 / 128
     )
     assert (tmp_path / "kvsplice_cache" / "k" / "plots" / "cache_bytes.png").exists()
+
+
+def test_kvsplice_transform_learns_in_training(tmp_path):
+    rc = gpt2_variants.main(
+        [
+            "--steps",
+            "MLAKV",
+            "--iters",
+            "6",
+            "--results-dir",
+            str(tmp_path),
+            "--run-id",
+            "v",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    res = read_json(str(tmp_path / "gpt2_variants" / "v" / "json" / "MLAKV.json"))
+    assert res["model_class"] == "GPT2_MLA_KV"
+    assert res["kvsplice_s_drift"] > 1e-4 and res["kvsplice_t_drift"] > 1e-4

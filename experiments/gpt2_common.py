@@ -19,7 +19,7 @@ from experiments.profiles import REFERENCE_ITERS, Profile
 from experiments.runner import StepBuild
 from experiments.trainer import TrainConfig
 from models.gpt2 import zoo
-from models.gpt2.layers import cache_bytes
+from models.gpt2.layers import KVSplice, cache_bytes
 from pruning.optimizers import make_optimizer
 
 KV_PROBE_TOKENS = 32
@@ -151,7 +151,7 @@ def build_gpt2_step(
     hooks = [SparsityHook(opt)] if pruning else []
 
     def finish(m):
-        out = {}
+        out = kvsplice_drift(m)
         if pruning:
             out["sparsity"] = opt.sparsity()
             out["target_sparsity"] = pruning["target"]
@@ -166,6 +166,21 @@ def build_gpt2_step(
         info=info,
         finish=finish,
     )
+
+
+@torch.no_grad()
+def kvsplice_drift(model) -> dict:
+    """How far KVSplice's scale s and shift t moved from their init (s=1, t=0).
+
+    A KVSplice whose transform never leaves its initial values is not learning it.
+    """
+    mods = [mod for mod in model.modules() if isinstance(mod, KVSplice)]
+    if not mods:
+        return {}
+    return {
+        "kvsplice_s_drift": max(float((mod.s - 1).abs().mean()) for mod in mods),
+        "kvsplice_t_drift": max(float(mod.t.abs().mean()) for mod in mods),
+    }
 
 
 def registry_fingerprint() -> str:

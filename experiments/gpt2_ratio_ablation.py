@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         profile = resolve(args.profile, args.iters, args.time)
         valid = [str(i) for i in registry.step_ids()]
         ids = parse_steps(args.steps, valid)
-        device = runner.pick_device(profile.device, args.gpu)
+        device = runner.pick_device(profile.device, args.gpu, profile.gpus)
     except (ValueError, RuntimeError) as e:
         print(f"{EXPERIMENT}: {e}", file=sys.stderr)
         return 2

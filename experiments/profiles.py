@@ -202,3 +202,25 @@ def resolve(profile: str, iters: int | None = None, time: str | None = None) -> 
     if time is not None:
         changes["time_budget_s"] = parse_duration(time)
     return dataclasses.replace(p, **changes) if changes else p
+
+
+def markdown_table() -> str:
+    """The profile table of experiments/README.md (a test keeps the two equal)."""
+    rows = [
+        "| profile | device | GPUs | dims | dataset | batch x accum x GPUs x block | iters | "
+        "eval | LR | dtype | compile |",
+        "|---|---|---:|---|---|---|---:|---|---|---|---|",
+    ]
+    for p in PROFILES.values():
+        rows.append(
+            f"| `{p.name}` | {p.device} | {p.gpus} | {p.dims} | {p.dataset} | "
+            f"{p.batch_size} x {p.grad_accum} x {max(1, p.gpus)} x {p.block_size} "
+            f"= {p.effective_batch_tokens:,} tokens | {p.max_iters:,} | "
+            f"{p.eval_iters} batches / {p.eval_interval} iters | {p.lr:g} -> {p.min_lr:g}, "
+            f"warmup {p.warmup_iters} | {p.dtype} | {'yes' if p.compile else 'no'} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

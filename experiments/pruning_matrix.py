@@ -259,7 +259,7 @@ def main(argv=None) -> int:
             setattr(args, k, v)
     try:
         profile = resolve(args.profile, args.iters, args.time)
-        device = runner.pick_device(profile.device, args.gpu)
+        device = runner.pick_device(profile.device, args.gpu, profile.gpus)
         kind = "cpu" if profile.device == "cpu" else "cuda"
         all_cells = cells(args, kind)
         names = [cell_name(*c) for c in all_cells]

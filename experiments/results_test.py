@@ -74,3 +74,9 @@ def test_profiles_and_overrides():
     assert profiles.parse_duration("1.5h") == 5400
     with pytest.raises(ValueError, match="--time 'soon'"):
         profiles.parse_duration("soon")
+
+
+def test_readme_profile_table_is_generated_from_profiles():
+    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")
+    with open(readme) as f:
+        assert profiles.markdown_table() in f.read(), "run: python -m experiments.profiles"

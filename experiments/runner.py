@@ -90,7 +90,14 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--list", action="store_true", help="list the steps and exit")
 
 
-def pick_device(profile_device: str, gpu: int | None) -> str:
+def pick_device(profile_device: str, gpu: int | None, gpus: int = 1) -> str:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if gpus > 1 and world != gpus:
+        raise RuntimeError(
+            f"this profile trains on {gpus} GPUs but WORLD_SIZE is {world}; launch it with "
+            f"torchrun --standalone --nproc_per_node {gpus} bazel-bin/experiments/<target> ... "
+            "after bazel build (see experiments/README.md)"
+        )
     if profile_device == "cpu":
         if gpu is not None:
             raise ValueError("--gpu given with a CPU profile; pick a GPU profile (see --profile)")
