@@ -44,4 +44,3 @@ class AdamWPrune(Pruned):
                 f"got {type(base).__name__}"
             )
         super().__init__(base, StatePruner(base, model, variant=variant, **kwargs))
-

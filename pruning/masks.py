@@ -45,7 +45,12 @@ class Pruner:
         self.names = [name for name, _ in pairs]
         self.weights = [w for _, w in pairs]
         self.masks = [torch.ones_like(w, dtype=torch.bool) for w in self.weights]
-        self.target, self.warmup, self.ramp_end, self.frequency = target, warmup, ramp_end, frequency
+        self.target, self.warmup, self.ramp_end, self.frequency = (
+            target,
+            warmup,
+            ramp_end,
+            frequency,
+        )
         self.layer_adaptive = layer_adaptive
         self.t = 0
 

@@ -1,8 +1,8 @@
 """Sparsity schedules: how much of the prunable weight is zero at step t.
 
-    p = clip((t - warmup) / (ramp_end - warmup), 0, 1)
-    cubic (magnitude, AdamWPrune): s = s_target * p^3
-    linear (movement):             s = s_target * p
+p = clip((t - warmup) / (ramp_end - warmup), 0, 1)
+cubic (magnitude, AdamWPrune): s = s_target * p^3
+linear (movement):             s = s_target * p
 """
 
 SHAPES = ("cubic", "linear")

@@ -7,19 +7,20 @@ model reruns only the steps that build it.
 
 load("//tools/bazel:pytest.bzl", "py_pytest_test")
 
-def dryrun_step_tests(steps, variants):
-    """Declares dryrun_step_<id> for every step and the test_suite dryrun_steps.
+def dryrun_step_tests(name, steps, variants):
+    """Declares dryrun_step_<id> for every step, and a test_suite of them all.
 
     Args:
+      name: the name of the test_suite.
       steps: RATIO_STEPS from steps.bzl.
       variants: VARIANTS from steps.bzl.
     """
     names = []
     for step_id, spec in steps.items():
-        name = "dryrun_step_%d" % step_id
+        test = "dryrun_step_%d" % step_id
         cls = variants[spec["variant"]]["class"]
         py_pytest_test(
-            name = name,
+            name = test,
             size = "small",
             srcs = ["dryrun_step_test.py"],
             env = {"KNLP_STEP": str(step_id)},
@@ -28,8 +29,8 @@ def dryrun_step_tests(steps, variants):
                 "//models/gpt2:" + cls.lower(),
             ],
         )
-        names.append(name)
+        names.append(test)
     native.test_suite(
-        name = "dryrun_steps",
+        name = name,
         tests = names,
     )

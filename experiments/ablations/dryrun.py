@@ -11,7 +11,6 @@ about a second: every shape must agree, every parameter get a gradient of its
 own shape, the optimizer and the pruner run, and a cached decode step works.
 """
 
-
 import torch
 
 from models.gpt2.config import GPT2Config
@@ -45,7 +44,11 @@ def make_step_optimizer(model, optimizer, pruning, lr, total_steps=None):
         return with_pruning(base, model, pruning["method"], **opts)
     if pruning:
         return make_optimizer(
-            "adamwprune", model, lr=lr, base=optimizer, pruning=dict(pruning),
+            "adamwprune",
+            model,
+            lr=lr,
+            base=optimizer,
+            pruning=dict(pruning),
             total_steps=total_steps,
         )
     return make_optimizer(optimizer, model, lr=lr, total_steps=total_steps)
@@ -80,7 +83,9 @@ def numeric_pass(model, optimizer="adamwspam", pruning=None, iters=8, batch=4, s
         _check_finite("optimizer step", list(model.named_parameters()))
         losses.append(loss.item())
     if not losses[-1] < losses[0]:
-        raise DryRunError(f"loss did not fall on a fixed batch: {losses[0]:.4f} -> {losses[-1]:.4f}")
+        raise DryRunError(
+            f"loss did not fall on a fixed batch: {losses[0]:.4f} -> {losses[-1]:.4f}"
+        )
     if pruning:
         check_pruned(opt, pruning["target"])
     return losses
@@ -125,7 +130,9 @@ def numeric_pass_vision(model, input_shape, optimizer="adamw", pruning=None, ite
         _check_finite("optimizer step", list(model.named_parameters()))
         losses.append(loss.item())
     if not losses[-1] < losses[0]:
-        raise DryRunError(f"loss did not fall on a fixed batch: {losses[0]:.4f} -> {losses[-1]:.4f}")
+        raise DryRunError(
+            f"loss did not fall on a fixed batch: {losses[0]:.4f} -> {losses[-1]:.4f}"
+        )
     if pruning:
         check_pruned(opt, pruning["target"])
     return losses

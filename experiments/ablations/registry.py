@@ -16,7 +16,7 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.gpt2.config import GPT2Config, preset, round_to_multiple
+from models.gpt2.config import preset, round_to_multiple
 
 STEPS_BZL = Path(__file__).resolve().with_name("steps.bzl")
 
@@ -186,9 +186,7 @@ def markdown_table():
     for i in reg.step_ids():
         s = reg.step(i)
         opts = ", ".join(
-            f"{k}={v}"
-            for k, v in reg.steps[i].get("options", {}).items()
-            if k != "mlp_ratio"
+            f"{k}={v}" for k, v in reg.steps[i].get("options", {}).items() if k != "mlp_ratio"
         )
         prune = "-" if not s.pruning else f"{s.pruning['variant']} {s.pruning['target']:.0%}"
         ratio = reg.steps[i].get("options", {}).get("mlp_ratio", 4.0)

@@ -31,7 +31,7 @@ class GPT2(nn.Module):
         self.config = config
         self.transformer = nn.ModuleDict(
             dict(
-                wte=nn.Embedding(config.vocab_size, config.n_embd),
+                wte=_embedding(config.vocab_size, config.n_embd),
                 drop=nn.Dropout(config.dropout),
                 h=nn.ModuleList(
                     Block(config, self.make_attention(config, i), self.make_mlp(config, i))
@@ -41,12 +41,12 @@ class GPT2(nn.Module):
             )
         )
         if self.USES_WPE:
-            self.transformer["wpe"] = nn.Embedding(config.block_size, config.n_embd)
+            self.transformer["wpe"] = _embedding(config.block_size, config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight  # weight tying
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # scaled init of residual projections
-            if name.endswith("c_proj.weight"):
+            if name.endswith("c_proj.weight") and not p.is_meta:
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     def make_attention(self, config, layer):
@@ -56,6 +56,8 @@ class GPT2(nn.Module):
         return MLP(config)
 
     def _init_weights(self, module):
+        if any(p.is_meta for p in module.parameters(recurse=False)):
+            return  # no values to initialize (and meta's normal_ imports the compiler)
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if module.bias is not None:
@@ -110,3 +112,9 @@ class GPT2(nn.Module):
                 break
             logits, _, cache = self(nxt, cache=cache, use_cache=True)
         return idx
+
+
+def _embedding(num, dim):
+    """nn.Embedding without its own init (GPT2._init_weights sets it), so building on
+    the meta device does not pull in the compiler stack that meta's normal_ imports."""
+    return nn.Embedding(num, dim, _weight=torch.empty(num, dim))

@@ -5,7 +5,7 @@ from models.gpt2.layers import LatentAttention
 
 
 class GPT2_MLA_KV2(GPT2):
-    FEATURES = frozenset({"mla","kvsplice"})
+    FEATURES = frozenset({"mla", "kvsplice"})
     USES_WPE = False  # RoPE on Q and K
 
     def make_attention(self, config, layer):

@@ -5,7 +5,7 @@ from models.gpt2.layers import LatentAttention, MLPSplice
 
 
 class GPT2_MLA_RA_KVM(GPT2):
-    FEATURES = frozenset({"mla","ra","kvsplice","mlpsplice"})
+    FEATURES = frozenset({"mla", "ra", "kvsplice", "mlpsplice"})
     USES_WPE = False  # RoPE on Q and K
 
     def make_attention(self, config, layer):

@@ -1,0 +1,88 @@
+import pytest
+
+from experiments.ablations import dryrun, registry
+from experiments.ablations.registry import STEPS_BZL, Registry, StepError, load_bzl
+from models.gpt2 import zoo
+
+
+def test_nineteen_steps_and_ten_prefixes():
+    assert registry.step_ids() == list(range(19))
+    assert list(registry.get().variants) == [
+        "B",
+        "RA",
+        "RALEARN",
+        "MLA",
+        "RAMLA",
+        "RAMLAKV",
+        "RAMLAKVM",
+        "MLAKV",
+        "MLAKV2",
+        "MLAKV2M",
+    ]
+
+
+def test_unknown_step_lists_valid_ids():
+    with pytest.raises(StepError, match=r"unknown RATIO step 19; valid step ids: 0, 1, .*, 18"):
+        registry.step(19)
+    with pytest.raises(StepError, match="valid step ids"):
+        registry.step("five")
+
+
+def test_every_variant_names_a_discovered_class():
+    classes = zoo.discover()
+    for prefix, spec in registry.get().variants.items():
+        assert spec["class"] in classes, prefix
+
+
+def test_every_step_builds_at_tiny_dims():
+    for i in registry.step_ids():
+        model = registry.build_model(i, dims="tiny")
+        assert type(model).__name__ == registry.step(i).class_name
+
+
+def write_registry(tmp_path, edit):
+    data = load_bzl(STEPS_BZL)
+    edit(data["RATIO_STEPS"])
+    path = tmp_path / "steps.bzl"
+    path.write_text("".join(f"{name} = {value!r}\n" for name, value in data.items()))
+    return Registry(path)
+
+
+BREAKAGES = {
+    "misspelled option": lambda steps: steps[3]["options"].update(mlp_ration=4.25),
+    "option the class ignores": lambda steps: steps[3]["options"].update(ra_alpha=0.5),
+    "bad value": lambda steps: steps[3]["options"].update(ract=True, ract_stat="median"),
+    "unknown variant": lambda steps: steps[3].update(variant="RAMLAKVX"),
+}
+
+
+@pytest.mark.parametrize("breakage", BREAKAGES)
+def test_breaking_one_step_fails_exactly_that_step(tmp_path, breakage):
+    reg = write_registry(tmp_path, BREAKAGES[breakage])
+    failed = []
+    for i in reg.step_ids():
+        try:
+            reg.build_model(i, dims="tiny")
+        except StepError as e:
+            assert str(e).startswith("RATIO step 3 ") or "RAMLAKVX" in str(e)
+            failed.append(i)
+    assert failed == [3]
+    with pytest.raises(StepError, match="3"):  # and the step's dry-run test fails on it
+        dryrun.dry_run_step(reg, 3)
+
+
+def test_bzl_must_hold_literals(tmp_path):
+    path = tmp_path / "bad.bzl"
+    path.write_text('X = {"a": 1}\nY = len(X)\n')
+    with pytest.raises(ValueError, match="Call is not a literal"):
+        load_bzl(path)
+
+
+def test_readme_step_table_is_generated_from_the_registry():
+    readme = (STEPS_BZL.parent / "README.md").read_text()
+    begin, end = "<!-- steps:begin -->\n", "<!-- steps:end -->"
+    table = readme[readme.index(begin) + len(begin) : readme.index(end)]
+    assert table == registry.markdown_table(), (
+        "README step table is stale; regenerate with "
+        "`bazel run //experiments/ablations:list -- --steps-table`"
+    )
