@@ -187,11 +187,11 @@ def main(argv=None) -> int:
         f"# KVSplice cache memory, {args.preset} dims, {args.dtype}, batch 1",
         "",
         f"Measured = bytes of the tensors in the KV cache after prefilling T tokens; theory "
-        f"from the design; tolerance {TOLERANCE:.0%}. `vs {classes[0]}` is the cache size "
-        f"relative to {classes[0]}'s at the same T.",
+        f"from the design; tolerance {TOLERANCE:.0%}. `{classes[0]} / class` is how many times "
+        f"smaller than {classes[0]}'s the cache is at the same T.",
         "",
         "| class | T | cache tensors (layer 0) | measured B | theory B | error | B/token | "
-        f"vs {classes[0]} |",
+        f"{classes[0]} / class |",
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -201,7 +201,7 @@ def main(argv=None) -> int:
                 f"| {r['class']} | {row['tokens']} | {shapes} | {row['measured_bytes']:,} | "
                 f"{row['theory_bytes']:,} | {row['rel_error']:+.2%} | "
                 f"{row['bytes_per_token']:,.0f} | "
-                f"{base[row['tokens']] / row['measured_bytes']:.1f}x smaller |"
+                f"{base[row['tokens']] / row['measured_bytes']:.1f}x |"
             )
     lines += ["", "Checks: " + ("all passed." if not failures else "FAILED:")]
     lines += [f"- {f}" for f in failures]
