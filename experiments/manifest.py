@@ -87,13 +87,24 @@ def venv_info() -> dict:
         return json.load(f)
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware(device: str, world_size: int = 1) -> dict:
     import torch
 
     info = {
         "device": device,
         "world_size": world_size,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "gpu": None,
         "gpu_memory_gb": None,
