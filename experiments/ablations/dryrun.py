@@ -142,9 +142,9 @@ def meta_pass(model_cls, cfg, optimizer="adamwspam", pruning=None, batch=8):
     """Forward, backward, optimizer, prune and decode steps at full size on the meta device."""
     with torch.device("meta"):
         model = model_cls(cfg)
-        T = cfg.block_size
+        T = cfg.block_size - 1  # the training forward fills the cache; one decode step follows
         idx = torch.randint(0, cfg.vocab_size, (batch, T))
-        logits, loss = model(idx, idx)
+        logits, loss, cache = model(idx, idx, use_cache=True)
         if logits.shape != (batch, T, cfg.vocab_size) or loss.shape != ():
             raise DryRunError(f"logits {tuple(logits.shape)}, loss {tuple(loss.shape)}")
         loss.backward()
@@ -157,9 +157,9 @@ def meta_pass(model_cls, cfg, optimizer="adamwspam", pruning=None, batch=8):
             opt.pruner.update_masks(pruning["target"])
             opt.pruner.after_step()
         opt.zero_grad(set_to_none=True)
-        _, _, cache = model(idx[:, :16], use_cache=True)
-        step_logits, _, cache = model(idx[:, 16:17], cache=cache, use_cache=True)
-        if step_logits.shape != (batch, 1, cfg.vocab_size) or cache["pos"] != 17:
+        with torch.no_grad():
+            step_logits, _, cache = model(idx[:, :1], cache=cache, use_cache=True)
+        if step_logits.shape != (batch, 1, cfg.vocab_size) or cache["pos"] != T + 1:
             raise DryRunError(f"decode step gave {tuple(step_logits.shape)} at {cache['pos']}")
     return {"params": model.get_num_params()}
 

@@ -101,3 +101,19 @@ def test_generate_uses_the_cache():
     )
     out = model.generate(torch.zeros(1, 3, dtype=torch.long), max_new_tokens=5)
     assert out.shape == (1, 8)
+
+
+def test_kvsplice_transform_learns():
+    torch.manual_seed(0)
+    cfg = GPT2Config(n_layer=1, n_head=2, n_embd=64, block_size=32, vocab_size=64, d_latent=32)
+    model = zoo.get_class("GPT2_MLA_KV")(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    x = torch.randint(0, 64, (4, 17))
+    for _ in range(5):
+        _, loss = model(x[:, :-1], x[:, 1:])
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    splice = model.transformer.h[0].attn.splice
+    assert not torch.allclose(splice.s, torch.ones_like(splice.s))
+    assert not torch.allclose(splice.t, torch.zeros_like(splice.t))
