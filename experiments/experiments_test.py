@@ -1,0 +1,271 @@
+"""The run targets end to end at tiny budgets: resume, SIGKILL, failures, steps reach models."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from experiments import gpt2_ratio_ablation, gpt2_variants, kvsplice_cache, pruning_matrix, runner
+from experiments.ablations import registry
+from experiments.ddp_check import BigramLM
+from experiments.gpt2_common import build_gpt2_step, step_config
+from experiments.profiles import PROFILES, resolve
+from experiments.results import read_json, read_jsonl
+from experiments.trainer import TrainConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _env():
+    return dict(
+        os.environ,
+        PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        PYTHONUNBUFFERED="1",
+    )
+
+
+def _ablation_cmd(results, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "experiments.gpt2_ratio_ablation",
+        "--steps",
+        "0,8",
+        "--iters",
+        "6",
+        "--checkpoint-interval",
+        "2",
+        "--results-dir",
+        str(results),
+        "--run-id",
+        "t",
+        "--no-progress",
+        *extra,
+    ]
+
+
+def _check_files_intact(run):
+    for dirpath, _, files in os.walk(run):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            assert ".tmp" not in f, f"temporary file left behind: {p}"
+            if f.endswith(".json") or f in ("DONE", "FAILED"):
+                with open(p) as fh:
+                    json.load(fh)
+            if f.endswith(".jsonl"):
+                data = open(p, "rb").read()
+                assert data.endswith(b"\n"), f"torn last line in {p}"
+                read_jsonl(p)
+
+
+def test_sigkill_mid_step_then_rerun_completes_and_third_run_is_a_noop(tmp_path):
+    run = tmp_path / "gpt2_ratio_ablation" / "t"
+    metrics = run / "steps" / "step00" / "metrics.jsonl"
+    proc = subprocess.Popen(
+        _ablation_cmd(tmp_path),
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        recs = read_jsonl(str(metrics)) if metrics.exists() else []
+        if len([r for r in recs if r.get("kind") == "train"]) >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+    os.kill(proc.pid, signal.SIGKILL)  # mid-step: step00 has 3+ of its 6 iterations
+    proc.wait()
+    assert not (run / "steps" / "step00" / "DONE").exists()
+    _check_files_intact(run)
+
+    out = subprocess.run(
+        _ablation_cmd(tmp_path), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "resumed from checkpoint" in out.stderr
+    _check_files_intact(run)
+    for step in ("step00", "step08"):
+        done = read_json(str(run / "steps" / step / "DONE"))
+        assert done["iters"] == 6 and done["final_train_loss"] < done["first_loss"]
+        iters = [
+            r["iter"]
+            for r in read_jsonl(str(run / "steps" / step / "metrics.jsonl"))
+            if r["kind"] == "train"
+        ]
+        assert iters == list(range(1, 7)), iters  # each iteration exactly once
+    summary = (run / "summary.md").read_text()
+    assert "| step00 |" in summary and "| step08 |" in summary and "GPT2_MLA" in summary
+    for png in ("loss_curves.png", "val_ppl.png", "quality_vs_kv_bytes.png"):
+        assert (run / "plots" / png).stat().st_size > 10_000
+    m = read_json(str(run / "manifest.json"))
+    assert m["train"]["effective_batch_tokens"] == 4 * 64
+    assert m["config"]["profile"]["name"] == "cpu" and m["versions"]["torch"]
+    assert len(m["invocations"]) == 2
+
+    before = metrics.stat().st_mtime_ns
+    again = subprocess.run(
+        _ablation_cmd(tmp_path), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0 and "nothing to train" in again.stderr
+    assert metrics.stat().st_mtime_ns == before
+
+
+def test_bad_profile_or_step_lists_the_valid_ones(capsys):
+    assert gpt2_ratio_ablation.main(["--profile", "tpu"]) == 2
+    assert "valid profiles: cpu, w7900, a10g-x4, h100, b200-x4" in capsys.readouterr().err
+    assert gpt2_ratio_ablation.main(["--steps", "0,19"]) == 2
+    assert "valid steps: 0, 1, 2" in capsys.readouterr().err
+    assert gpt2_variants.main(["--steps", "B,XYZ"]) == 2
+    assert "valid steps: B, RA, RALEARN, MLA" in capsys.readouterr().err
+
+
+def test_every_step_reaches_its_model_and_gpu_profiles_train_124m():
+    cpu = resolve("cpu")
+    seen = set()
+    for sid in registry.step_ids():
+        st = registry.step(sid)
+        cfg = step_config(st, cpu)
+        assert cfg.vocab_size >= 50257 and cfg.block_size == cpu.block_size
+        seen.add((st.class_name, cfg, json.dumps(st.pruning, sort_keys=True)))
+    assert len(seen) == len(registry.step_ids())  # no two steps train the same thing
+    for p in PROFILES.values():
+        if p.device == "cuda":
+            cfg = step_config(registry.step(0), p)
+            assert (cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size) == (12, 12, 768, 1024)
+    b = build_gpt2_step(registry.step(1), resolve("cpu", iters=100), "cpu", 0, None)
+    assert type(b.optimizer).__name__ == "AdamWPrune"
+    assert b.info["pruning"]["target"] == 0.5 and b.info["pruning"]["ramp_end"] <= 100
+    mla = build_gpt2_step(registry.step(8), cpu, "cpu", 0, None)
+    base = build_gpt2_step(registry.step(0), cpu, "cpu", 0, None)
+    assert mla.info["kv_bytes_per_token"] < base.info["kv_bytes_per_token"] / 2
+
+
+class _NaNModel(BigramLM):
+    def forward(self, idx, targets=None):
+        logits, loss = super().forward(idx, targets)
+        return logits, loss * float("nan")
+
+
+def _spec(name, nan):
+    def build(device):
+        model = _NaNModel(dim=8) if nan else BigramLM(dim=8)
+        cfg = TrainConfig(
+            max_iters=4,
+            batch_size=2,
+            eval_interval=4,
+            eval_iters=1,
+            progress=False,
+            tokens_per_sample=8,
+        )
+        g_x = torch.randint(0, 50257, (64, 9))
+        return runner.StepBuild(
+            model=model,
+            optimizer=torch.optim.AdamW(model.parameters(), lr=1e-2),
+            get_batch=lambda split, g: (g_x[:2, :8], g_x[:2, 1:]),
+            train_cfg=cfg,
+        )
+
+    return runner.StepSpec(name=name, label=name, build=build)
+
+
+@pytest.mark.parametrize("policy", ["continue", "stop"])
+def test_failed_step_is_recorded_and_policy_applies(tmp_path, policy):
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    runner.add_common_args(ap)
+    args = ap.parse_args(
+        ["--results-dir", str(tmp_path), "--run-id", "r", "--on-failure", policy, "--no-progress"]
+    )
+    specs = [_spec("a", False), _spec("b", True), _spec("c", False)]
+    rc = runner.run_steps("failing", specs, args, {"x": 1}, {}, "cpu")
+    run = tmp_path / "failing" / "r"
+    assert rc == 1
+    assert (run / "steps" / "a" / "DONE").exists()
+    fail = read_json(str(run / "steps" / "b" / "FAILED"))
+    assert fail["reason"] == "nan_loss" and "nan" in fail["message"]
+    assert (run / "steps" / "c" / "DONE").exists() == (policy == "continue")
+    assert "FAILED: nan_loss" in (run / "summary.md").read_text()
+
+
+def test_pruning_matrix_reaches_its_target_sparsities(tmp_path):
+    rc = pruning_matrix.main(
+        [
+            "--models",
+            "lenet5",
+            "--optimizers",
+            "adamw",
+            "--methods",
+            "magnitude,movement,bitter7",
+            "--sparsities",
+            "0.7",
+            "--iters",
+            "40",
+            "--results-dir",
+            str(tmp_path),
+            "--run-id",
+            "m",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    run = tmp_path / "pruning_matrix" / "m"
+    for method in ("magnitude", "movement", "bitter7"):
+        res = read_json(str(run / "json" / f"lenet5-adamw-{method}-70.json"))
+        assert res["sparsity"] >= 0.695 and res["target_reached"]
+        assert res["final_train_loss"] < res["first_loss"]
+        assert res["test_acc"] > 0.3  # ten classes: chance is 0.1
+    assert pruning_matrix.main(["--methods", "bitter7", "--optimizers", "sgd", "--list"]) == 0
+    assert pruning_matrix.main(["--methods", "prune_all"]) == 2
+
+
+def test_kvsplice_cache_matches_theory(tmp_path, capsys):
+    rc = kvsplice_cache.main(
+        [
+            "--preset",
+            "tiny",
+            "--tokens",
+            "16,32,64",
+            "--results-dir",
+            str(tmp_path),
+            "--run-id",
+            "k",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    data = read_json(str(tmp_path / "kvsplice_cache" / "k" / "json" / "cache.json"))
+    per = {r["class"]: r["rows"][-1] for r in data["results"]}
+    assert per["GPT2_MLA_KV"]["shapes"]["z"] == [1, 64, 128]
+    assert per["GPT2_MLA"]["shapes"]["c"] == [1, 64, 256]
+    assert per["GPT2"]["measured_bytes"] / per["GPT2_MLA_KV"]["measured_bytes"] == pytest.approx(
+        2 * 512 / 128
+    )
+    assert (tmp_path / "kvsplice_cache" / "k" / "plots" / "cache_bytes.png").exists()
+
+
+def test_kvsplice_transform_learns_in_training(tmp_path):
+    rc = gpt2_variants.main(
+        [
+            "--steps",
+            "MLAKV",
+            "--iters",
+            "6",
+            "--results-dir",
+            str(tmp_path),
+            "--run-id",
+            "v",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    res = read_json(str(tmp_path / "gpt2_variants" / "v" / "json" / "MLAKV.json"))
+    assert res["model_class"] == "GPT2_MLA_KV"
+    assert res["kvsplice_s_drift"] > 1e-4 and res["kvsplice_t_drift"] > 1e-4

@@ -1,0 +1,188 @@
+"""Shared by the GPT-2 experiments: a registry step or variant -> what the trainer trains.
+
+The model, its options, optimizer and pruning come from the ablation registry
+(experiments/ablations/steps.bzl via registry.py); the profile adds only size
+("tiny" or "real" dims), data and budget. Nothing here restates a step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import torch
+
+from data.text import open_dataset
+from data.tokenizer import VOCAB_SIZE
+from experiments.ablations import registry
+from experiments.profiles import REFERENCE_ITERS, Profile
+from experiments.runner import StepBuild
+from experiments.trainer import TrainConfig
+from models.gpt2 import zoo
+from models.gpt2.layers import KVSplice, cache_bytes
+from pruning.optimizers import make_optimizer
+
+KV_PROBE_TOKENS = 32
+
+
+def step_config(step: registry.Step, profile: Profile):
+    """The GPT2Config a step trains under `profile`."""
+    cfg = registry.config(step, profile.dims)
+    if profile.dims == "tiny":
+        # The registry's dry-run dims use a toy vocabulary; real text needs GPT-2's.
+        cfg = cfg.with_options(vocab_size=registry.config(step, "real").vocab_size)
+    if cfg.block_size != profile.block_size:
+        cfg = cfg.with_options(block_size=profile.block_size)
+    if cfg.vocab_size < VOCAB_SIZE:
+        raise ValueError(f"vocab_size {cfg.vocab_size} < GPT-2's {VOCAB_SIZE}")
+    return cfg
+
+
+def variant_step(prefix: str) -> registry.Step:
+    """A variant prefix (B, RA, MLA, ...) as a Step on the RATIO base, with no step options."""
+    reg = registry.get()
+    v = reg.variant(prefix)
+    return registry.Step(
+        id=-1,
+        variant=prefix,
+        class_name=v["class"],
+        options={**reg.base["options"], **v["options"]},
+        doc=v.get("doc", ""),
+    )
+
+
+def scaled_pruning(pruning: dict | None, max_iters: int) -> dict | None:
+    """A step's pruning schedule (declared for REFERENCE_ITERS) scaled to `max_iters`."""
+    if not pruning:
+        return None
+    f = max_iters / REFERENCE_ITERS
+    out = dict(pruning)
+    out["warmup"] = max(0, round(pruning["warmup"] * f))
+    out["ramp_end"] = max(out["warmup"] + 1, round(pruning["ramp_end"] * f))
+    out["frequency"] = max(1, round(pruning["frequency"] * f))
+    return out
+
+
+@torch.no_grad()
+def kv_bytes_per_token(model, device: str, dtype: torch.dtype, tokens: int = KV_PROBE_TOKENS):
+    """Measured cache bytes per token (all layers) from one prefill's cache tensors."""
+    was_training = model.training
+    model.eval()
+    idx = torch.zeros(1, min(tokens, model.config.block_size), dtype=torch.long, device=device)
+    ctx = (
+        torch.autocast("cuda", dtype=dtype)
+        if torch.device(device).type == "cuda" and dtype != torch.float32
+        else torch.autocast("cpu", enabled=False)
+    )
+    with ctx:
+        _, _, cache = model(idx, use_cache=True)
+    model.train(was_training)
+    return cache_bytes(cache) / idx.shape[1]
+
+
+def train_config(
+    profile: Profile, device: str, seed: int, compile_flag: bool | None
+) -> TrainConfig:
+    return TrainConfig(
+        max_iters=profile.max_iters,
+        time_budget_s=profile.time_budget_s,
+        batch_size=profile.batch_size,
+        grad_accum=profile.grad_accum,
+        lr=profile.lr,
+        min_lr=profile.min_lr,
+        warmup_iters=profile.warmup_iters,
+        weight_decay=profile.weight_decay,
+        eval_interval=profile.eval_interval,
+        eval_iters=profile.eval_iters,
+        log_interval=profile.log_interval,
+        checkpoint_interval=profile.checkpoint_interval,
+        dtype=profile.dtype,
+        compile=profile.compile if compile_flag is None else compile_flag,
+        device=device,
+        seed=seed,
+        tokens_per_sample=profile.block_size,
+    )
+
+
+class SparsityHook:
+    """Reports the pruned optimizer's sparsity in every logged record."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+
+    def metrics(self) -> dict:
+        return {"sparsity": self.optimizer.sparsity()}
+
+
+def build_gpt2_step(
+    step: registry.Step,
+    profile: Profile,
+    device: str,
+    seed: int,
+    compile_flag: bool | None,
+    data_dir: str | None = None,
+) -> StepBuild:
+    cfg = step_config(step, profile)
+    tcfg = train_config(profile, device, seed, compile_flag)
+    torch.manual_seed(seed)
+    model = zoo.get_class(step.class_name)(cfg)
+    pruning = scaled_pruning(step.pruning, profile.max_iters)
+    common = dict(lr=tcfg.lr, weight_decay=tcfg.weight_decay, betas=tcfg.betas)
+    if pruning:
+        opt = make_optimizer("adamwprune", model, base=step.optimizer, pruning=pruning, **common)
+    else:
+        opt = make_optimizer(step.optimizer, model, **common)
+    ds = open_dataset(profile.dataset, data_dir)
+    bs, T = profile.batch_size, profile.block_size
+
+    def get_batch(split, g):
+        return ds.get_batch(split, bs, T, g, device)
+
+    model.to(device)
+    info = {
+        "model_class": step.class_name,
+        "variant": step.variant,
+        "params": model.get_num_params(),
+        "kv_bytes_per_token": kv_bytes_per_token(model, device, torch.float32),
+        "model_config": dataclasses.asdict(cfg),
+        "optimizer": "adamwprune" if pruning else step.optimizer,
+        "pruning": pruning,
+    }
+    hooks = [SparsityHook(opt)] if pruning else []
+
+    def finish(m):
+        out = kvsplice_drift(m)
+        if pruning:
+            out["sparsity"] = opt.sparsity()
+            out["target_sparsity"] = pruning["target"]
+        return out
+
+    return StepBuild(
+        model=model,
+        optimizer=opt,
+        get_batch=get_batch,
+        train_cfg=tcfg,
+        hooks=hooks,
+        info=info,
+        finish=finish,
+    )
+
+
+@torch.no_grad()
+def kvsplice_drift(model) -> dict:
+    """How far KVSplice's scale s and shift t moved from their init (s=1, t=0).
+
+    A KVSplice whose transform never leaves its initial values is not learning it.
+    """
+    mods = [mod for mod in model.modules() if isinstance(mod, KVSplice)]
+    if not mods:
+        return {}
+    return {
+        "kvsplice_s_drift": max(float((mod.s - 1).abs().mean()) for mod in mods),
+        "kvsplice_t_drift": max(float(mod.t.abs().mean()) for mod in mods),
+    }
+
+
+def registry_fingerprint() -> str:
+    """sha256 of steps.bzl: a changed registry gives a new run id, never a mixed run."""
+    return hashlib.sha256(registry.STEPS_BZL.read_bytes()).hexdigest()

@@ -1,0 +1,215 @@
+"""Result directories that survive SIGKILL: atomic files, fsynced JSONL, DONE markers.
+
+Layout of one run (`results/<experiment>/<run_id>/`):
+
+  manifest.json          what ran where (experiments/manifest.py)
+  steps/<step>/metrics.jsonl   the canonical per-iteration record of a step
+  steps/<step>/DONE      written last, holding the step's final result
+  steps/<step>/FAILED    the reason a step failed (NaN loss, OOM, ...)
+  steps/<step>/ckpt.pt   latest checkpoint of an unfinished step
+  json/<step>.json       the step's final result (a copy of DONE's content)
+  logs/<step>.log        the step's text log
+  plots/*.png            300 DPI figures
+  summary.md             the results table
+
+Every whole file is written to a temporary name in the same directory, fsynced
+and moved into place with os.replace, so a reader sees the old file or the new
+one, never half of one. JSONL lines are appended, flushed and fsynced one at a
+time; a line torn by a kill is dropped on read and repaired before the next
+append, so a resumed step never writes after a broken line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(d)
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(o)
+    return str(o)
+
+
+def dumps(obj) -> str:
+    """JSON with NaN/inf written as null, so every reader can parse it."""
+
+    def clean(o):
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {str(k): clean(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [clean(v) for v in o]
+        return o
+
+    return json.dumps(clean(obj), default=_json_default, sort_keys=True)
+
+
+def atomic_write_json(path: str, obj) -> None:
+    text = json.dumps(json.loads(dumps(obj)), indent=1, sort_keys=True) + "\n"
+    atomic_write_text(path, text)
+
+
+def read_json(path: str, default=None):
+    if not os.path.exists(path):
+        return default
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_jsonl(path: str) -> list[dict]:
+    """Every complete record; a torn last line (a kill mid-write) is skipped."""
+    if not os.path.exists(path):
+        return []
+    with open(path, "rb") as f:
+        data = f.read()
+    records = []
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:  # the unterminated last line
+                break
+            raise ValueError(f"{path}:{i + 1}: corrupt JSONL line (not the last one)") from None
+    return records
+
+
+def repair_jsonl(path: str, keep=None) -> list[dict]:
+    """Rewrites `path` atomically with only its complete records (those `keep` accepts)."""
+    records = read_jsonl(path)
+    if keep is not None:
+        records = [r for r in records if keep(r)]
+    if os.path.exists(path):
+        atomic_write_text(path, "".join(dumps(r) + "\n" for r in records))
+    return records
+
+
+class JsonlWriter:
+    """Appends one JSON record per line, flushed and fsynced per record."""
+
+    def __init__(self, path: str):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell() > 0:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        repair_jsonl(path)
+        self.path = path
+        self._f = open(path, "a", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self._f.write(dumps(record) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class RunDir:
+    """One run's result directory and its per-step DONE/FAILED state."""
+
+    def __init__(self, root: str):
+        self.root = os.path.abspath(root)
+        for sub in ("steps", "json", "plots", "logs"):
+            os.makedirs(os.path.join(self.root, sub), exist_ok=True)
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    def step_dir(self, step: str) -> str:
+        d = self.path("steps", step)
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    def metrics_path(self, step: str) -> str:
+        return os.path.join(self.step_dir(step), "metrics.jsonl")
+
+    def checkpoint_path(self, step: str) -> str:
+        return os.path.join(self.step_dir(step), "ckpt.pt")
+
+    def log_path(self, step: str) -> str:
+        return self.path("logs", f"{step}.log")
+
+    def is_done(self, step: str) -> bool:
+        return os.path.exists(self.path("steps", step, "DONE"))
+
+    def done_result(self, step: str) -> dict | None:
+        return read_json(self.path("steps", step, "DONE"))
+
+    def failure(self, step: str) -> dict | None:
+        return read_json(self.path("steps", step, "FAILED"))
+
+    def mark_done(self, step: str, result: dict) -> None:
+        """json/<step>.json first, DONE last: DONE means everything else is in place."""
+        atomic_write_json(self.path("json", f"{step}.json"), result)
+        failed = self.path("steps", step, "FAILED")
+        if os.path.exists(failed):
+            os.unlink(failed)
+        ckpt = self.checkpoint_path(step)
+        if os.path.exists(ckpt):
+            os.unlink(ckpt)
+        atomic_write_json(self.path("steps", step, "DONE"), result)
+
+    def mark_failed(self, step: str, reason: str, detail: dict | None = None) -> None:
+        atomic_write_json(self.path("steps", step, "FAILED"), {"reason": reason, **(detail or {})})
+
+    def first_pending(self, steps: Iterable[str]) -> str | None:
+        for s in steps:
+            if not self.is_done(s):
+                return s
+        return None

@@ -1,0 +1,82 @@
+"""Atomic files, torn JSONL lines, DONE/FAILED markers, profile and step parsing."""
+
+import json
+import os
+
+import pytest
+
+from experiments import profiles
+from experiments.results import (
+    JsonlWriter,
+    RunDir,
+    atomic_write_json,
+    read_json,
+    read_jsonl,
+    repair_jsonl,
+)
+
+
+def test_atomic_json_leaves_no_temporary_files(tmp_path):
+    p = tmp_path / "a" / "x.json"
+    atomic_write_json(str(p), {"b": 1, "nan": float("nan")})
+    atomic_write_json(str(p), {"b": 2})
+    assert read_json(str(p)) == {"b": 2}
+    assert os.listdir(p.parent) == ["x.json"]
+    atomic_write_json(str(p), {"loss": float("inf")})
+    assert json.loads(p.read_text()) == {"loss": None}  # strict JSON, no Infinity
+
+
+def test_torn_last_line_is_dropped_and_repaired(tmp_path):
+    p = str(tmp_path / "m.jsonl")
+    with JsonlWriter(p) as w:
+        w.write({"iter": 1})
+        w.write({"iter": 2})
+    with open(p, "a") as f:
+        f.write('{"iter": 3, "lo')  # a kill in the middle of a line
+    assert read_jsonl(p) == [{"iter": 1}, {"iter": 2}]
+    with JsonlWriter(p) as w:  # reopening repairs before appending
+        w.write({"iter": 3})
+    assert read_jsonl(p) == [{"iter": 1}, {"iter": 2}, {"iter": 3}]
+    assert repair_jsonl(p, keep=lambda r: r["iter"] < 3) == [{"iter": 1}, {"iter": 2}]
+    with open(p, "a") as f:
+        f.write("garbage\n")
+        f.write('{"iter": 9}\n')
+    with pytest.raises(ValueError, match="corrupt JSONL line"):
+        read_jsonl(p)
+
+
+def test_run_dir_done_and_failed(tmp_path):
+    run = RunDir(str(tmp_path / "run"))
+    steps = ["s0", "s1", "s2"]
+    assert run.first_pending(steps) == "s0"
+    run.mark_failed("s0", "nan_loss", {"message": "loss is nan"})
+    assert run.failure("s0")["reason"] == "nan_loss" and not run.is_done("s0")
+    run.mark_done("s0", {"val_loss": 3.0})
+    assert run.is_done("s0") and run.failure("s0") is None
+    assert read_json(run.path("json", "s0.json")) == {"val_loss": 3.0}
+    assert run.first_pending(steps) == "s1"
+
+
+def test_profiles_and_overrides():
+    assert set(profiles.PROFILES) == {"cpu", "w7900", "a10g-x4", "h100", "b200-x4"}
+    gpu = [p for p in profiles.PROFILES.values() if p.device == "cuda"]
+    # Every GPU profile trains GPT-2 124M on the same effective batch, so runs compare.
+    assert {p.effective_batch_tokens for p in gpu} == {64 * 1024}
+    assert all(p.dims == "real" and p.block_size == 1024 for p in gpu)
+    assert all(p.max_iters == 10400 and p.dtype == "bfloat16" for p in gpu)
+    p = profiles.resolve("cpu", iters=7, time="2m")
+    assert p.max_iters == 7 and p.time_budget_s == 120 and p.eval_interval == 7
+    with pytest.raises(ValueError, match="valid profiles: cpu, w7900, a10g-x4, h100, b200-x4"):
+        profiles.get_profile("tpu")
+    with pytest.raises(ValueError, match="valid steps: 0, 1, 2"):
+        profiles.parse_steps("0,7", ["0", "1", "2"])
+    assert profiles.parse_steps("2,0,2", ["0", "1", "2"]) == ["2", "0"]
+    assert profiles.parse_duration("1.5h") == 5400
+    with pytest.raises(ValueError, match="--time 'soon'"):
+        profiles.parse_duration("soon")
+
+
+def test_readme_profile_table_is_generated_from_profiles():
+    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")
+    with open(readme) as f:
+        assert profiles.markdown_table() in f.read(), "run: python -m experiments.profiles"

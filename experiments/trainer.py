@@ -1,0 +1,453 @@
+"""One training loop for every experiment: budgets, schedule, eval, checkpoints, DDP.
+
+The model follows nanoGPT's convention: `model(x, targets)` returns
+`(logits, loss)` (an object with `.loss` works too). Data comes from a
+`get_batch(split, generator) -> (x, y)` callable, so the same loop trains the
+GPT-2 zoo on token memmaps and the vision models on image tensors.
+
+What it does per iteration: `grad_accum` micro-batches under bf16 autocast
+on a GPU (fp32 on the CPU), gradient clipping, the optimizer step with the
+learning rate of a linear warmup followed by a cosine decay to `min_lr`,
+then the hooks (pruning masks, sparsity figures). It stops at `max_iters` or
+when `time_budget_s` of wall time is spent, evaluates every `eval_interval`
+iterations on `eval_iters` batches, checkpoints every `checkpoint_interval`
+iterations, and writes one JSON record per logged iteration and per eval to
+the step's metrics.jsonl. A NaN/inf loss or an out-of-memory error raises
+TrainingFailure with the reason, which the experiment records.
+
+Multi-GPU: under `torchrun` (WORLD_SIZE > 1) the model is wrapped in
+DistributedDataParallel (NCCL on GPUs, gloo on the CPU), each rank draws its
+own batches, eval losses are averaged over ranks, and only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.distributed as dist
+
+from experiments.results import JsonlWriter, repair_jsonl
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+class TrainingFailure(RuntimeError):
+    """A step that cannot go on; `reason` is one of nan_loss, oom, error."""
+
+    def __init__(self, reason: str, message: str, iteration: int | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.iteration = iteration
+
+
+@dataclass
+class TrainConfig:
+    max_iters: int = 100
+    time_budget_s: float | None = None
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 6e-4
+    min_lr: float = 6e-5
+    warmup_iters: int = 10
+    lr_decay_iters: int | None = None  # defaults to max_iters
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0
+    eval_interval: int = 50
+    eval_iters: int = 10
+    log_interval: int = 1
+    checkpoint_interval: int = 0  # 0: never
+    dtype: str = "float32"
+    compile: bool = False
+    device: str = "cpu"
+    seed: int = 1337
+    progress: bool = True
+    tokens_per_sample: int = 1  # block_size for language models, 1 for images
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype {self.dtype!r}: accepted: {', '.join(DTYPES)}")
+        for name in ("max_iters", "batch_size", "grad_accum", "eval_iters"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+
+def lr_at(it: int, cfg: TrainConfig) -> float:
+    """Linear warmup to cfg.lr, then cosine decay to cfg.min_lr at lr_decay_iters."""
+    decay = cfg.lr_decay_iters or cfg.max_iters
+    if it < cfg.warmup_iters:
+        return cfg.lr * (it + 1) / (cfg.warmup_iters + 1)
+    if it >= decay:
+        return cfg.min_lr
+    ratio = (it - cfg.warmup_iters) / max(1, decay - cfg.warmup_iters)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.lr - cfg.min_lr)
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed(device: str) -> tuple[DistInfo, str]:
+    """Joins the torchrun process group when WORLD_SIZE > 1; returns (info, device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo(), device
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        device = f"cuda:{local}"
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        backend = "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return DistInfo(rank=rank, local_rank=local, world_size=world), device
+
+
+def _loss_of(out) -> torch.Tensor:
+    if isinstance(out, tuple):
+        return out[1]
+    if hasattr(out, "loss"):
+        return out.loss
+    raise TypeError("model must return (logits, loss) or an object with .loss")
+
+
+def _is_oom(e: BaseException) -> bool:
+    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
+
+
+@dataclass
+class Trainer:
+    """Trains `model` with `optimizer` on batches from `get_batch`.
+
+    hooks: objects with any of `after_backward(it)`, `after_step(it)`,
+    `metrics() -> dict` (merged into each logged record), `state_dict()` /
+    `load_state_dict()` (saved in checkpoints).
+    """
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    get_batch: Callable[[str, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+    cfg: TrainConfig
+    metrics_path: str | None = None
+    checkpoint_path: str | None = None
+    hooks: list = field(default_factory=list)
+    tracker: object | None = None
+    step_name: str = "train"
+    dist_info: DistInfo = field(default_factory=DistInfo)
+    log: Callable[[str], None] = print
+
+    def __post_init__(self):
+        self.device = torch.device(self.cfg.device)
+        self.raw_model = self.model
+        self.model.to(self.device)
+        self.compiled = False
+        if self.cfg.compile:
+            self.model = torch.compile(self.model)
+            self.compiled = True
+        if self.dist_info.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DDP(self.model, device_ids=ids)
+        self.start_iter = 0
+        self.resumed_train: list[dict] = []  # train records kept from before a resume
+        self.best_val = float("inf")
+        self.elapsed_before = 0.0
+        seed = self.cfg.seed + 1000 * self.dist_info.rank
+        self.gen = torch.Generator().manual_seed(seed)
+        self.eval_gen_seed = self.cfg.seed + 7
+        random.seed(seed)
+        torch.manual_seed(seed)
+
+    # -- precision -------------------------------------------------------
+    def autocast(self):
+        if self.device.type == "cuda" and self.cfg.dtype == "bfloat16":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- checkpoints -----------------------------------------------------
+    def save_checkpoint(self, it: int, elapsed: float) -> None:
+        if not self.checkpoint_path or not self.dist_info.is_main:
+            return
+        state = {
+            "iter": it,
+            "model": self.raw_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "best_val": self.best_val,
+            "elapsed": elapsed,
+            "hooks": [h.state_dict() if hasattr(h, "state_dict") else None for h in self.hooks],
+            "config": self.cfg.to_dict(),
+        }
+        tmp = self.checkpoint_path + ".tmp"
+        torch.save(state, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.checkpoint_path)
+
+    def maybe_resume(self) -> bool:
+        """Loads the checkpoint if there is one; drops metric records written after it."""
+        if not self.checkpoint_path or not os.path.exists(self.checkpoint_path):
+            if self.metrics_path and self.dist_info.is_main and os.path.exists(self.metrics_path):
+                os.unlink(self.metrics_path)  # no checkpoint: the step starts over
+            return False
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        self.raw_model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.best_val = state["best_val"]
+        self.elapsed_before = state["elapsed"]
+        self.start_iter = state["iter"]
+        for h, hs in zip(self.hooks, state.get("hooks", []), strict=False):
+            if hs is not None and hasattr(h, "load_state_dict"):
+                h.load_state_dict(hs)
+        if self.metrics_path and self.dist_info.is_main:
+            # Train records up to the checkpoint stay; the eval at the checkpoint's
+            # iteration is redone (same batches, same weights, same numbers).
+            start = self.start_iter
+            kept = repair_jsonl(
+                self.metrics_path,
+                keep=lambda r: r.get("iter", 0) < start
+                or (r.get("iter") == start and r.get("kind") == "train"),
+            )
+            self.resumed_train = [r for r in kept if r.get("kind") == "train"]
+        self.log(f"[{self.step_name}] resumed from checkpoint at iter {self.start_iter}")
+        return True
+
+    # -- evaluation ------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Mean loss over eval_iters batches per split, the same batches every time."""
+        self.model.eval()
+        out = {}
+        for split in ("train", "val"):
+            g = torch.Generator().manual_seed(self.eval_gen_seed + self.dist_info.rank)
+            losses = torch.zeros(self.cfg.eval_iters)
+            for k in range(self.cfg.eval_iters):
+                x, y = self.get_batch(split, g)
+                with self.autocast():
+                    losses[k] = _loss_of(self.model(x, y)).float().item()
+            loss = losses.mean().to(self.device)
+            if self.dist_info.enabled:  # gloo has no AVG: sum, then divide
+                dist.all_reduce(loss, op=dist.ReduceOp.SUM)
+                loss = loss / self.dist_info.world_size
+            out[split] = loss.item()
+        self.model.train()
+        return out
+
+    # -- the loop --------------------------------------------------------
+    def fit(self) -> dict:
+        cfg, info = self.cfg, self.dist_info
+        self.maybe_resume()
+        writer = JsonlWriter(self.metrics_path) if (self.metrics_path and info.is_main) else None
+        tokens_per_iter = cfg.batch_size * cfg.grad_accum * cfg.tokens_per_sample * info.world_size
+        bar = None
+        if cfg.progress and info.is_main:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=cfg.max_iters,
+                initial=self.start_iter,
+                desc=self.step_name,
+                unit="it",
+                dynamic_ncols=True,
+                mininterval=1.0,
+            )
+        prior = self.resumed_train
+        rates = [r["tokens_per_s"] for r in prior if r.get("tokens_per_s")]
+        first_loss = next((r["loss"] for r in prior if r.get("iter") == 1), None)
+        last_losses = [r["loss"] for r in prior][-10:]
+        evals = []
+        t_start = time.time()
+        it = self.start_iter
+        stop_reason = "max_iters"
+        self.model.train()
+        try:
+            while it < cfg.max_iters:
+                elapsed = self.elapsed_before + time.time() - t_start
+                if cfg.time_budget_s is not None and elapsed >= cfg.time_budget_s:
+                    stop_reason = "time_budget"
+                    break
+                if cfg.eval_interval and it % cfg.eval_interval == 0 and it > 0:
+                    evals.append(self._eval_and_record(it, writer))
+                lr = lr_at(it, cfg)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
+                rec = self._train_iter(it)
+                rec["lr"] = lr
+                if first_loss is None and it == 0:
+                    first_loss = rec["loss"]
+                last_losses = (last_losses + [rec["loss"]])[-10:]
+                rate = tokens_per_iter / rec["iter_s"]
+                rates.append(rate)
+                it += 1
+                elapsed = self.elapsed_before + time.time() - t_start
+                if writer and (it % cfg.log_interval == 0 or it == cfg.max_iters):
+                    for h in self.hooks:
+                        if hasattr(h, "metrics"):
+                            rec.update(h.metrics())
+                    rec.update(
+                        iter=it,
+                        step=self.step_name,
+                        kind="train",
+                        tokens=it * tokens_per_iter,
+                        tokens_per_s=rate,
+                        elapsed_s=elapsed,
+                        ppl=math.exp(min(rec["loss"], 50.0)),
+                    )
+                    writer.write(rec)
+                    if self.tracker:
+                        self.tracker.log(
+                            {
+                                f"{self.step_name}/{k}": v
+                                for k, v in rec.items()
+                                if isinstance(v, int | float)
+                            },
+                            step=it,
+                        )
+                if bar:
+                    bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
+                    bar.update(1)
+                if (
+                    cfg.checkpoint_interval
+                    and it % cfg.checkpoint_interval == 0
+                    and it < cfg.max_iters
+                ):
+                    self.save_checkpoint(it, elapsed)
+            final = self._eval_and_record(it, writer)
+            evals.append(final)
+        except TrainingFailure:
+            raise
+        except Exception as e:  # noqa: BLE001 - an OOM shows as several exception types
+            if _is_oom(e):
+                raise TrainingFailure("oom", f"out of memory at iter {it}: {e}", it) from e
+            raise
+        finally:
+            if bar:
+                bar.close()
+            if writer:
+                writer.close()
+        wall = self.elapsed_before + time.time() - t_start
+        return {
+            "step": self.step_name,
+            "iters": it,
+            "stop_reason": stop_reason,
+            "tokens": it * tokens_per_iter,
+            "wall_s": wall,
+            "tokens_per_s_median": statistics.median(rates) if rates else None,
+            "first_loss": first_loss,
+            "final_train_loss": statistics.fmean(last_losses) if last_losses else None,
+            "val_loss": final["val_loss"],
+            "val_ppl": final["val_ppl"],
+            "best_val_loss": self.best_val,
+            "compiled": self.compiled,
+            "evals": evals,
+        }
+
+    def _eval_and_record(self, it: int, writer) -> dict:
+        losses = self.evaluate()
+        self.best_val = min(self.best_val, losses["val"])
+        rec = {
+            "iter": it,
+            "step": self.step_name,
+            "kind": "eval",
+            "train_loss_eval": losses["train"],
+            "val_loss": losses["val"],
+            "val_ppl": math.exp(min(losses["val"], 50.0)),
+            "best_val_loss": self.best_val,
+        }
+        if writer:
+            writer.write(rec)
+        if self.tracker and self.dist_info.is_main:
+            self.tracker.log(
+                {
+                    f"{self.step_name}/val_loss": rec["val_loss"],
+                    f"{self.step_name}/val_ppl": rec["val_ppl"],
+                },
+                step=it,
+            )
+        if not math.isfinite(losses["val"]):
+            raise TrainingFailure(
+                "nan_loss", f"validation loss is {losses['val']} at iter {it}", it
+            )
+        return rec
+
+    def _train_iter(self, it: int) -> dict:
+        cfg = self.cfg
+        sync = self.device.type == "cuda"
+        t0 = time.perf_counter()
+        fwd = bwd = 0.0
+        total = 0.0
+        for micro in range(cfg.grad_accum):
+            x, y = self.get_batch("train", self.gen)
+            last = micro == cfg.grad_accum - 1
+            ctx = (
+                self.model.no_sync()
+                if (self.dist_info.enabled and not last)
+                else contextlib.nullcontext()
+            )
+            with ctx:
+                ta = time.perf_counter()
+                with self.autocast():
+                    loss = _loss_of(self.model(x, y)) / cfg.grad_accum
+                if sync:
+                    torch.cuda.synchronize()
+                tb = time.perf_counter()
+                loss.backward()
+                if sync:
+                    torch.cuda.synchronize()
+                tc = time.perf_counter()
+            fwd += tb - ta
+            bwd += tc - tb
+            total += loss.detach().float().item()
+        if not math.isfinite(total):
+            raise TrainingFailure("nan_loss", f"training loss is {total} at iter {it}", it)
+        for h in self.hooks:
+            if hasattr(h, "after_backward"):
+                h.after_backward(it)
+        td = time.perf_counter()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        for h in self.hooks:
+            if hasattr(h, "after_step"):
+                h.after_step(it)
+        if sync:
+            torch.cuda.synchronize()
+        te = time.perf_counter()
+        return {
+            "loss": total,
+            "iter_s": te - t0,
+            "iter_ms": 1000 * (te - t0),
+            "fwd_ms": 1000 * fwd,
+            "bwd_ms": 1000 * bwd,
+            "opt_ms": 1000 * (te - td),
+        }
