@@ -186,3 +186,31 @@ def kvsplice_drift(model) -> dict:
 def registry_fingerprint() -> str:
     """sha256 of steps.bzl: a changed registry gives a new run id, never a mixed run."""
     return hashlib.sha256(registry.STEPS_BZL.read_bytes()).hexdigest()
+
+
+def run_record(experiment: str, profile: Profile, seed: int, compile_flag) -> tuple[dict, dict]:
+    """(config, train_meta) of a GPT-2 run: what its manifest records.
+
+    `config` is the resolved configuration the run id hashes; `train_meta` the
+    fields tools/verify_runs compares before two runs may be put side by side.
+    """
+    config = {
+        "experiment": experiment,
+        "profile": profile.to_dict(),
+        "seed": seed,
+        "compile": profile.compile if compile_flag is None else compile_flag,
+        "registry_sha256": registry_fingerprint(),
+    }
+    train_meta = {
+        "effective_batch_tokens": profile.effective_batch_tokens,
+        "effective_batch": profile.effective_batch,
+        "max_iters": profile.max_iters,
+        "time_budget_s": profile.time_budget_s,
+        "compile": config["compile"],
+        "dataset": profile.dataset,
+        "eval_protocol": f"{profile.eval_iters} batches of {profile.batch_size}x"
+        f"{profile.block_size} every {profile.eval_interval} iters",
+        "dtype": profile.dtype,
+        "seed": seed,
+    }
+    return config, train_meta

@@ -17,7 +17,7 @@ import sys
 
 from experiments import runner
 from experiments.ablations import registry
-from experiments.gpt2_common import build_gpt2_step, registry_fingerprint, variant_step
+from experiments.gpt2_common import build_gpt2_step, run_record, variant_step
 from experiments.profiles import parse_steps, resolve
 
 EXPERIMENT = "gpt2_variants"
@@ -41,25 +41,7 @@ def main(argv=None) -> int:
             print(f"{p:9s} {st.class_name:16s} {st.doc}")
         return 0
     compile_flag = args.compile
-    config = {
-        "experiment": EXPERIMENT,
-        "profile": profile.to_dict(),
-        "seed": args.seed,
-        "compile": profile.compile if compile_flag is None else compile_flag,
-        "registry_sha256": registry_fingerprint(),
-    }
-    train_meta = {
-        "effective_batch_tokens": profile.effective_batch_tokens,
-        "effective_batch": profile.effective_batch,
-        "max_iters": profile.max_iters,
-        "time_budget_s": profile.time_budget_s,
-        "compile": config["compile"],
-        "dataset": profile.dataset,
-        "eval_protocol": f"{profile.eval_iters} batches of {profile.batch_size}x"
-        f"{profile.block_size} every {profile.eval_interval} iters",
-        "dtype": profile.dtype,
-        "seed": args.seed,
-    }
+    config, train_meta = run_record(EXPERIMENT, profile, args.seed, compile_flag)
     specs = [
         runner.StepSpec(
             name=p,
