@@ -176,14 +176,19 @@ def mlp_width(step_obj):
     return config(step_obj).mlp_dim
 
 
-def markdown_table():
-    """The step table of experiments/ablations/README.md, generated from steps.bzl."""
+def markdown_table(only=None):
+    """The step table of experiments/ablations/README.md, generated from steps.bzl.
+
+    `only`, when given, limits the rows to those step ids.
+    """
     rows = [
         "| step | variant | class | MLP | options | pruning | enables |",
         "|---:|---|---|---:|---|---|---|",
     ]
     reg = get()
     for i in reg.step_ids():
+        if only is not None and i not in only:
+            continue
         s = reg.step(i)
         opts = ", ".join(
             f"{k}={v}" for k, v in reg.steps[i].get("options", {}).items() if k != "mlp_ratio"
