@@ -10,6 +10,8 @@ tied to an embedding (GPT-2's lm_head) is not pruned: its zeros would remove
 token embeddings.
 """
 
+import abc
+
 import torch
 import torch.nn as nn
 
@@ -28,7 +30,7 @@ def prunable(model):
     return out
 
 
-class Pruner:
+class Pruner(abc.ABC):
     """Base class: subclasses define `score(i, w)` and the ramp `shape`."""
 
     shape = "cubic"
@@ -54,8 +56,9 @@ class Pruner:
         self.layer_adaptive = layer_adaptive
         self.t = 0
 
+    @abc.abstractmethod
     def score(self, i, w):
-        raise NotImplementedError
+        """Importance of weight tensor `i` (`w`); the lowest are pruned."""
 
     def current_sparsity(self):
         return sparsity_at(self.t, self.target, self.warmup, self.ramp_end, self.shape)

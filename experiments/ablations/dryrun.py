@@ -68,13 +68,24 @@ def numeric_pass(model, optimizer="adamwspam", pruning=None, iters=8, batch=4, s
     seq = min(seq, cfg.block_size)
     x = torch.randint(0, cfg.vocab_size, (batch, seq + 1))
     inputs, targets = x[:, :-1], x[:, 1:]
+
+    def loss_fn():
+        logits, loss = model(inputs, targets)
+        if logits.shape != (batch, seq, cfg.vocab_size):
+            raise DryRunError(f"logits shape {tuple(logits.shape)}")
+        return loss
+
+    return train_fixed_batch(model, loss_fn, optimizer, pruning, iters, lr)
+
+
+def train_fixed_batch(model, loss_fn, optimizer, pruning, iters, lr):
+    """`iters` optimizer steps on `loss_fn()`: finite everywhere, the loss falls,
+    and a pruned step reaches its sparsity. Returns the losses."""
     opt = make_step_optimizer(model, optimizer, tiny_pruning(pruning, iters), lr)
     model.train()
     losses = []
     for _ in range(iters):
-        logits, loss = model(inputs, targets)
-        if logits.shape != (batch, seq, cfg.vocab_size):
-            raise DryRunError(f"logits shape {tuple(logits.shape)}")
+        loss = loss_fn()
         _check_finite("forward", [("loss", loss)])
         loss.backward()
         _check_finite("backward", [(n, p.grad) for n, p in model.named_parameters()])
@@ -117,25 +128,14 @@ def numeric_pass_vision(model, input_shape, optimizer="adamw", pruning=None, ite
     torch.manual_seed(0)
     x = torch.randn(8, *input_shape)
     y = torch.randint(0, 10, (8,))
-    opt = make_step_optimizer(model, optimizer, tiny_pruning(pruning, iters), lr)
-    model.train()
-    losses = []
-    for _ in range(iters):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        _check_finite("forward", [("loss", loss)])
-        loss.backward()
-        _check_finite("backward", [(n, p.grad) for n, p in model.named_parameters()])
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        _check_finite("optimizer step", list(model.named_parameters()))
-        losses.append(loss.item())
-    if not losses[-1] < losses[0]:
-        raise DryRunError(
-            f"loss did not fall on a fixed batch: {losses[0]:.4f} -> {losses[-1]:.4f}"
-        )
-    if pruning:
-        check_pruned(opt, pruning["target"])
-    return losses
+    return train_fixed_batch(
+        model,
+        lambda: torch.nn.functional.cross_entropy(model(x), y),
+        optimizer,
+        pruning,
+        iters,
+        lr,
+    )
 
 
 def meta_pass(model_cls, cfg, optimizer="adamwspam", pruning=None, batch=8):
