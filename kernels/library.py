@@ -7,6 +7,7 @@ after `bazel build //kernels/...`. `KNLP_KERNELS_LIB_DIR` overrides both.
 """
 
 import ctypes
+import json
 import os
 from functools import cache
 from pathlib import Path
@@ -43,6 +44,17 @@ def library_path(vendor):
 def arch_manifest_path(vendor):
     """The JSON file beside the library naming its architectures and compiler."""
     return library_path(vendor).with_name(f"libdecode_{vendor}.archs.json")
+
+
+def gpu_profiles():
+    """tools/bazel/gpu_profiles.bzl's table as built JSON, or None if it is not built."""
+    for path in (
+        Path.cwd() / "tools/bazel/gpu_profiles.json",  # Bazel runfiles root
+        _HERE.parent / "bazel-bin/tools/bazel/gpu_profiles.json",  # after bazel build
+    ):
+        if path.exists():
+            return json.loads(path.read_text())["profiles"]
+    return None
 
 
 _P = ctypes.c_void_p

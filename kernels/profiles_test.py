@@ -1,20 +1,18 @@
 """kernels/README.md's GPU profile table says what tools/bazel/gpu_profiles.bzl says."""
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 
+from kernels import library
+
 
 def load_profiles():
-    for candidate in (
-        Path("tools/bazel/gpu_profiles.json"),
-        Path("bazel-bin/tools/bazel/gpu_profiles.json"),
-    ):
-        if candidate.exists():
-            return json.loads(candidate.read_text())["profiles"]
-    pytest.skip("gpu_profiles.json not built (bazel build //tools/bazel:gpu_profiles)")
+    table = library.gpu_profiles()
+    if table is None:
+        pytest.skip("gpu_profiles.json not built (bazel build //tools/bazel:gpu_profiles)")
+    return table
 
 
 def readme_rows():
