@@ -18,7 +18,9 @@ from pathlib import Path
 
 from models.gpt2.config import preset, round_to_multiple
 
-STEPS_BZL = Path(__file__).resolve().with_name("steps.bzl")
+# Next to this module in the runfiles (a data dependency), never resolved back
+# into the source tree.
+STEPS_BZL = Path(__file__).with_name("steps.bzl")
 
 # The numeric dry-run's dimensions: small enough for a CPU, big enough that
 # every mechanism is exercised (bands, top-k, latents scale with them).
