@@ -1,31 +1,31 @@
-"""Rules and macros that turn containers/profiles.bzl into targets.
+"""Rules and macros that turn containers/images.bzl into targets.
 
-`profile_manifest` writes the profile table as JSON for the Python tools and
+`image_manifest` writes the GPU target table as JSON for the Python tools and
 tests; `gpu_platforms` declares the constraint values and one platform per
-GPU profile.
+GPU target.
 """
 
-load("//containers:profiles.bzl", "ARCHS", "GPU_PROFILES", "VENDORS", "exec_properties", "profile_manifest")
+load("//containers:images.bzl", "ARCHS", "GPU_TARGETS", "VENDORS", "exec_properties", "image_manifest")
 
-def _profile_manifest_impl(ctx):
+def _image_manifest_impl(ctx):
     out = ctx.actions.declare_file(ctx.label.name + ".json")
-    ctx.actions.write(out, json.encode_indent(profile_manifest()) + "\n")
+    ctx.actions.write(out, json.encode_indent(image_manifest()) + "\n")
     return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
 
-profile_manifest_json = rule(
-    implementation = _profile_manifest_impl,
-    doc = "containers/profiles.bzl as JSON: profiles, toolkits, base image, exec properties.",
+image_manifest_json = rule(
+    implementation = _image_manifest_impl,
+    doc = "containers/images.bzl as JSON: targets, toolkits, base image, exec properties.",
 )
 
 def gpu_platforms(name = "gpu_platforms"):
-    """Constraint settings `gpu_vendor` and `gpu_arch`, their values, a platform per profile.
+    """Constraint settings `gpu_vendor` and `gpu_arch`, their values, a platform per target.
 
     Targets: `:cuda`, `:rocm` (vendor), `:sm_90`, `:gfx1100`, ... (arch), and a
-    platform named after each profile (`:h100`, `:w7900`, ...). Kernel rules
+    platform named after each target (`:h100`, `:w7900`, ...). Kernel rules
     select on the arch values: `select({"//containers/platforms:sm_90": ...})`.
 
     Args:
-      name: unused; the targets are named after the vendors, archs and profiles.
+      name: unused; the targets are named after the vendors, archs and GPU targets.
     """
     native.constraint_setting(name = "gpu_vendor")
     for vendor in VENDORS:
@@ -33,8 +33,8 @@ def gpu_platforms(name = "gpu_platforms"):
     native.constraint_setting(name = "gpu_arch")
     for arch in ARCHS:
         native.constraint_value(name = arch, constraint_setting = ":gpu_arch")
-    for name in sorted(GPU_PROFILES):
-        p = GPU_PROFILES[name]
+    for name in sorted(GPU_TARGETS):
+        p = GPU_TARGETS[name]
         native.platform(
             name = name,
             constraint_values = [
@@ -49,7 +49,7 @@ def gpu_platforms(name = "gpu_platforms"):
 def _each_platform_impl(_settings, _attr):
     return {
         name: {"//command_line_option:platforms": str(Label("//containers/platforms:" + name))}
-        for name in sorted(GPU_PROFILES)
+        for name in sorted(GPU_TARGETS)
     }
 
 _each_platform = transition(
@@ -62,20 +62,20 @@ def _arch_per_platform_impl(ctx):
     out = ctx.actions.declare_file(ctx.label.name + ".txt")
     lines = []
     inputs = []
-    for profile, dep in sorted(ctx.split_attr.dep.items()):
+    for target, dep in sorted(ctx.split_attr.dep.items()):
         for f in dep[DefaultInfo].files.to_list():
             inputs.append(f)
-            lines.append("%s %s" % (profile, f.path))
+            lines.append("%s %s" % (target, f.path))
     ctx.actions.run_shell(
         outputs = [out],
         inputs = inputs,
-        command = "while read -r profile path; do echo \"$profile $(cat \"$path\")\"; done > %s <<'EOF'\n%s\nEOF" % (out.path, "\n".join(lines)),
+        command = "while read -r target path; do echo \"$target $(cat \"$path\")\"; done > %s <<'EOF'\n%s\nEOF" % (out.path, "\n".join(lines)),
     )
     return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
 
 arch_per_platform = rule(
     implementation = _arch_per_platform_impl,
-    doc = "Builds `dep` once per GPU platform and writes `<profile> <dep's output>` lines.",
+    doc = "Builds `dep` once per GPU platform and writes `<target> <dep's output>` lines.",
     attrs = {
         "dep": attr.label(cfg = _each_platform, mandatory = True),
         "_allowlist_function_transition": attr.label(

@@ -1,4 +1,4 @@
-"""Build, lock and push the knlp container images, one per GPU profile.
+"""Build, lock and push the knlp container images, one per GPU target.
 
     bazel run //containers:image -- list
     bazel run //containers:image -- build h100            (needs registry access)
@@ -7,12 +7,12 @@
     bazel run //containers:image -- push h100             (records the digest)
     bazel run //containers:image -- lock [--check]        (re-resolves the base digest)
 
-Every version, digest and architecture comes from tools/bazel/gpu_profiles.bzl,
-containers/profiles.bzl and containers/images_lock.bzl (through the generated
-profiles.json); this script
+Every version, digest and architecture comes from tools/bazel/gpu_targets.bzl,
+containers/images.bzl and containers/images_lock.bzl (through the generated
+images.json); this script
 only stages a build context and calls buildah. The context holds `knlp/`, the
 workspace files that decide the toolchain (setup.sh, the Python locks, the Bazel
-version and rules, the profile table), with fixed modes, so two builds from two
+version and rules, the GPU target table), with fixed modes, so two builds from two
 checkouts are byte-identical and, with `--timestamp 0`, give the same image ID.
 """
 
@@ -41,7 +41,7 @@ def load_manifest(path):
     path = Path(path)
     if not path.exists():
         raise ImageError(
-            f"no profile manifest at {path}; run through `bazel run //containers:image`"
+            f"no target manifest at {path}; run through `bazel run //containers:image`"
         )
     return json.loads(path.read_text())
 
@@ -55,11 +55,11 @@ def read_file_list(path):
     return path.read_text().split()
 
 
-def profile_entry(manifest, profile):
-    if profile not in manifest["profiles"]:
-        known = ", ".join(sorted(manifest["profiles"]))
-        raise ImageError(f"unknown profile {profile!r}; known profiles: {known}")
-    return manifest["profiles"][profile]
+def target_entry(manifest, target):
+    if target not in manifest["targets"]:
+        known = ", ".join(sorted(manifest["targets"]))
+        raise ImageError(f"unknown target {target!r}; known targets: {known}")
+    return manifest["targets"][target]
 
 
 def base_ref(manifest):
@@ -67,9 +67,9 @@ def base_ref(manifest):
     return f"{base['repository']}@{base['digest']}"
 
 
-def build_args(manifest, profile):
-    """The ARG values of the profile's Containerfile, all from the profile table."""
-    p = profile_entry(manifest, profile)
+def build_args(manifest, target):
+    """The ARG values of the target's Containerfile, all from the GPU target table."""
+    p = target_entry(manifest, target)
     toolkit = manifest["toolkits"][p["vendor"]]
     args = {
         "BASE_IMAGE": base_ref(manifest),
@@ -84,14 +84,14 @@ def build_args(manifest, profile):
     return args
 
 
-def labels(manifest, profile):
+def labels(manifest, target):
     """Image labels: what the image is for and which toolchain it carries."""
-    p = profile_entry(manifest, profile)
+    p = target_entry(manifest, target)
     toolkit = manifest["toolkits"][p["vendor"]]
     common = manifest["image_common"]
     return {
         "org.opencontainers.image.base.name": base_ref(manifest),
-        "knlp.profile": profile,
+        "knlp.gpu_target": target,
         "knlp.gpu": p["gpu"],
         "knlp.vendor": p["vendor"],
         "knlp.arch": p["arch"],
@@ -102,13 +102,13 @@ def labels(manifest, profile):
     }
 
 
-def containerfile(profile_vendor, layer_only, root=HERE):
-    return root / ("layer.Containerfile" if layer_only else f"{profile_vendor}/Containerfile")
+def containerfile(target_vendor, layer_only, root=HERE):
+    return root / ("layer.Containerfile" if layer_only else f"{target_vendor}/Containerfile")
 
 
-def stage_context(manifest, profile, files, dest):
+def stage_context(manifest, target, files, dest):
     """Copies `files` (workspace-relative paths) into DEST/knlp with fixed modes."""
-    p = profile_entry(manifest, profile)
+    p = target_entry(manifest, target)
     dest = Path(dest)
     knlp = dest / "knlp"
     for rel in sorted(files):
@@ -119,17 +119,17 @@ def stage_context(manifest, profile, files, dest):
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, out)
         out.chmod(0o755 if os.access(src, os.X_OK) else 0o644)
-    profile_json = knlp / "containers" / "profile.json"
-    profile_json.parent.mkdir(parents=True, exist_ok=True)
+    target_json = knlp / "containers" / "target.json"
+    target_json.parent.mkdir(parents=True, exist_ok=True)
     entry = {
-        "profile": profile,
+        "target": target,
         **p,
         "toolkit": manifest["toolkits"][p["vendor"]],
         "image_common": manifest["image_common"],
         "base_image": manifest["base_image"],
     }
-    profile_json.write_text(json.dumps(entry, indent=1, sort_keys=True) + "\n")
-    profile_json.chmod(0o644)
+    target_json.write_text(json.dumps(entry, indent=1, sort_keys=True) + "\n")
+    target_json.chmod(0o644)
     for d in [dest, *(q for q in dest.rglob("*") if q.is_dir())]:
         d.chmod(0o755)
     return dest
@@ -143,16 +143,16 @@ def buildah_base(storage=None):
     return cmd
 
 
-def bud_command(manifest, profile, context, layer_only=False, storage=None, tag=None, policy=None):
-    p = profile_entry(manifest, profile)
+def bud_command(manifest, target, context, layer_only=False, storage=None, tag=None, policy=None):
+    p = target_entry(manifest, target)
     cmd = buildah_base(storage) + ["bud", "--isolation", "chroot", "--timestamp", "0"]
     if policy:
         cmd += ["--signature-policy", str(policy)]
     cmd += ["-f", str(containerfile(p["vendor"], layer_only, Path(context)))]
     if not layer_only:
-        for key, value in build_args(manifest, profile).items():
+        for key, value in build_args(manifest, target).items():
             cmd += ["--build-arg", f"{key}={value}"]
-    for key, value in labels(manifest, profile).items():
+    for key, value in labels(manifest, target).items():
         cmd += ["--label", f"{key}={value}"]
     layer = "-layer" if layer_only else ""
     cmd += [
@@ -165,26 +165,26 @@ def bud_command(manifest, profile, context, layer_only=False, storage=None, tag=
     return cmd
 
 
-def build(manifest, profile, files, layer_only=False, storage=None, dry_run=False, out=sys.stdout):
+def build(manifest, target, files, layer_only=False, storage=None, dry_run=False, out=sys.stdout):
     """Stages a context and runs buildah; returns the image ID (or None on a dry run)."""
-    p = profile_entry(manifest, profile)
+    p = target_entry(manifest, target)
     with tempfile.TemporaryDirectory(prefix="knlp-image-") as tmp:
-        context = stage_context(manifest, profile, files, Path(tmp) / "context")
+        context = stage_context(manifest, target, files, Path(tmp) / "context")
         for name in ("layer.Containerfile", f"{p['vendor']}/Containerfile"):
-            target = context / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(HERE / name, target)
+            copied = context / name
+            copied.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(HERE / name, copied)
         policy = Path(tmp) / "policy.json"
         # Only the pinned digest is pulled, so any signature policy would do;
         # this one keeps builds independent of /etc/containers on the host.
         policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}\n')
-        cmd = bud_command(manifest, profile, context, layer_only, storage, policy=policy)
+        cmd = bud_command(manifest, target, context, layer_only, storage, policy=policy)
         if dry_run:
             print(shlex.join(cmd), file=out)
             return None
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if proc.returncode != 0:
-            raise ImageError(f"buildah failed for {profile}:\n{proc.stdout[-3000:]}")
+            raise ImageError(f"buildah failed for {target}:\n{proc.stdout[-3000:]}")
         return (context / "image.id").read_text().strip()
 
 
@@ -223,9 +223,9 @@ def rewrite_lock(text, base_digest=None, pushed=None):
             raise ImageError("images_lock.bzl has no BASE_IMAGE digest to replace")
         text = text.replace('"verified_from_registry": False', '"verified_from_registry": True')
     if pushed is not None:
-        for profile, digest in pushed.items():
+        for target, digest in pushed.items():
             if not DIGEST_RE.match(digest):
-                raise ImageError(f"bad digest {digest!r} for {profile}; expected sha256:<64 hex>")
+                raise ImageError(f"bad digest {digest!r} for {target}; expected sha256:<64 hex>")
         body = "".join(f'    "{k}": "{v}",\n' for k, v in sorted(pushed.items()))
         block = "PUSHED_IMAGES = {\n" + body + "}" if body else "PUSHED_IMAGES = {}"
         text, n = re.subn(r"PUSHED_IMAGES = \{[^}]*\}", block, text, count=1)
@@ -263,8 +263,8 @@ def cmd_lock(manifest, check):
     print(f"{LOCK_FILE}: {ref} -> {digest}")
 
 
-def cmd_push(manifest, profile, registry):
-    p = profile_entry(manifest, profile)
+def cmd_push(manifest, target, registry):
+    p = target_entry(manifest, target)
     dest = f"docker://{registry or manifest['registry']}/{p['image']}:latest"
     with tempfile.TemporaryDirectory() as tmp:
         digestfile = Path(tmp) / "digest"
@@ -276,11 +276,11 @@ def cmd_push(manifest, profile, registry):
             dest,
         ]
         if subprocess.run(cmd).returncode != 0:
-            raise ImageError(f"buildah push to {dest} failed (build it first: build {profile})")
+            raise ImageError(f"buildah push to {dest} failed (build it first: build {target})")
         digest = digestfile.read_text().strip()
     lock = workspace_dir() / LOCK_FILE
-    pushed = {k: v["pushed"] for k, v in manifest["profiles"].items() if v["pushed"]}
-    pushed[profile] = digest
+    pushed = {k: v["pushed"] for k, v in manifest["targets"].items() if v["pushed"]}
+    pushed[target] = digest
     lock.write_text(rewrite_lock(lock.read_text(), pushed=pushed))
     print(f"{dest}@{digest} recorded in {LOCK_FILE}")
 
@@ -289,21 +289,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--manifest", default="containers/profiles.json")
+    parser.add_argument("--manifest", default="containers/images.json")
     parser.add_argument(
         "--files-from",
         default="containers/toolchain_files.txt",
         help="the list of toolchain files to stage (generated by //containers:toolchain_files)",
     )
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list", help="the profiles and their images")
-    b = sub.add_parser("build", help="build a profile's image with buildah")
-    b.add_argument("profile")
+    sub.add_parser("list", help="the targets and their images")
+    b = sub.add_parser("build", help="build a target's image with buildah")
+    b.add_argument("target")
     b.add_argument("--layer-only", action="store_true", help="the toolchain layer, from scratch")
     b.add_argument("--storage", help="private buildah storage directory")
     b.add_argument("--dry-run", action="store_true")
     p = sub.add_parser("push", help="push a built image and record its digest in the lock")
-    p.add_argument("profile")
+    p.add_argument("target")
     p.add_argument("--registry")
     lk = sub.add_parser("lock", help="re-resolve the base image digest")
     lk.add_argument("--check", action="store_true", help="compare only; change nothing")
@@ -311,18 +311,18 @@ def main(argv=None):
     try:
         manifest = load_manifest(args.manifest)
         if args.cmd == "list":
-            for name, p in sorted(manifest["profiles"].items()):
+            for name, p in sorted(manifest["targets"].items()):
                 ref = p["exec_properties"]["container-image"]
                 print(f"{name:<6} {p['gpu']:<38} {p['vendor']} {p['arch']:<8} {ref}")
         elif args.cmd == "build":
             files = read_file_list(args.files_from)
             image_id = build(
-                manifest, args.profile, files, args.layer_only, args.storage, args.dry_run
+                manifest, args.target, files, args.layer_only, args.storage, args.dry_run
             )
             if image_id:
                 print(image_id)
         elif args.cmd == "push":
-            cmd_push(manifest, args.profile, args.registry)
+            cmd_push(manifest, args.target, args.registry)
         else:
             cmd_lock(manifest, args.check)
     except ImageError as e:

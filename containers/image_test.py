@@ -1,8 +1,8 @@
-"""Tests of the GPU profiles, the image pins and the images themselves.
+"""Tests of the GPU targets, the image pins and the images themselves.
 
-What can be checked without a registry is checked here: every profile has a
+What can be checked without a registry is checked here: every target has a
 platform, an image recipe, a toolkit and a digest-pinned container image; the
-Containerfiles take every version from the profile table; the toolkit versions
+Containerfiles take every version from the GPU target table; the toolkit versions
 the images install are the ones Bazel's @local_toolchains found on this
 machine; and the toolchain layer builds from scratch with buildah to the same
 image ID twice, from two separately staged contexts.
@@ -43,38 +43,38 @@ def external(repo, name):
 
 @pytest.fixture(scope="module")
 def manifest():
-    return image.load_manifest(generated("containers/profiles.json"))
+    return image.load_manifest(generated("containers/images.json"))
 
 
-def _fields(profiles):
-    return {name: (p["gpu"], p["vendor"], p["arch"]) for name, p in profiles.items()}
+def _fields(targets):
+    return {name: (p["gpu"], p["vendor"], p["arch"]) for name, p in targets.items()}
 
 
-def test_profiles_are_the_shared_table(manifest):
-    # containers/profiles.bzl re-exports tools/bazel/gpu_profiles.bzl, the table
+def test_targets_are_the_shared_table(manifest):
+    # containers/images.bzl re-exports tools/bazel/gpu_targets.bzl, the table
     # the kernel rules use too; the two generated views must agree.
-    shared = json.loads(generated("tools/bazel/gpu_profiles.json").read_text())["profiles"]
-    assert _fields(manifest["profiles"]) == _fields(shared)
+    shared = json.loads(generated("tools/bazel/gpu_targets.json").read_text())["targets"]
+    assert _fields(manifest["targets"]) == _fields(shared)
     assert sorted(manifest["archs"]) == sorted({p["arch"] for p in shared.values()})
     assert sorted(manifest["vendors"]) == sorted(manifest["toolkits"])
-    for name, p in manifest["profiles"].items():
+    for name, p in manifest["targets"].items():
         assert p["vendor"] in manifest["toolkits"], name
         assert (HERE / p["vendor"] / "Containerfile").is_file(), name
         prefix = "sm_" if p["vendor"] == "cuda" else "gfx"
         assert p["arch"].startswith(prefix), (name, p["arch"])
 
 
-def readme_profile_rows():
-    """The rows of containers/README.md's "GPU profiles" table."""
+def readme_target_rows():
+    """The rows of containers/README.md's "GPU targets" table."""
     text = (HERE / "README.md").read_text()
-    section = text.split("## GPU profiles", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## GPU targets", 1)[1].split("\n## ", 1)[0]
     row = re.compile(r"^\|\s*`(\w+)`\s*\|\s*(.+?)\s*\|\s*(\w+)\s*\|\s*`(\w+)`\s*\|\s*(.+?)\s*\|$")
     return {m[1]: m.groups()[1:] for m in map(row.match, section.splitlines()) if m}
 
 
-def test_readme_table_is_the_profile_table(manifest):
-    rows = readme_profile_rows()
-    assert {k: v[:3] for k, v in rows.items()} == _fields(manifest["profiles"])
+def test_readme_table_is_the_target_table(manifest):
+    rows = readme_target_rows()
+    assert {k: v[:3] for k, v in rows.items()} == _fields(manifest["targets"])
     for name, (_gpu, vendor, _arch, toolkit) in rows.items():
         tool = manifest["toolkits"][vendor]["tool"]
         assert toolkit.startswith(tool + " "), (name, toolkit)
@@ -89,7 +89,7 @@ def test_base_image_is_pinned_by_digest(manifest):
 
 
 def test_platforms_name_images_by_digest(manifest):
-    for name, p in manifest["profiles"].items():
+    for name, p in manifest["targets"].items():
         props = p["exec_properties"]
         assert image.IMAGE_REF_RE.match(props["container-image"]), (name, props)
         assert props["knlp-gpu-arch"] == p["arch"]
@@ -107,7 +107,7 @@ def test_each_platform_selects_its_arch(manifest):
     # //containers/platforms:selected_arch built under every GPU platform.
     lines = generated("containers/platforms/arch_per_platform.txt").read_text().split("\n")
     got = dict(line.split() for line in lines if line.strip())
-    assert got == {name: p["arch"] for name, p in manifest["profiles"].items()}
+    assert got == {name: p["arch"] for name, p in manifest["targets"].items()}
 
 
 def _declared_args(containerfile):
@@ -118,10 +118,10 @@ def _declared_args(containerfile):
 @pytest.mark.parametrize("vendor", ["cuda", "rocm"])
 def test_containerfile_takes_every_version_from_the_table(manifest, vendor):
     declared, text = _declared_args(HERE / vendor / "Containerfile")
-    profiles = [name for name, p in manifest["profiles"].items() if p["vendor"] == vendor]
-    assert profiles, f"no {vendor} profile"
-    for profile in profiles:
-        assert declared == set(image.build_args(manifest, profile)), profile
+    targets = [name for name, p in manifest["targets"].items() if p["vendor"] == vendor]
+    assert targets, f"no {vendor} target"
+    for target in targets:
+        assert declared == set(image.build_args(manifest, target)), target
     froms = re.findall(r"^FROM (.+)$", text, re.M)
     assert froms == ["${BASE_IMAGE}"], "the only base must be the digest-pinned one"
     toolkit = manifest["toolkits"][vendor]
@@ -129,7 +129,7 @@ def test_containerfile_takes_every_version_from_the_table(manifest, vendor):
     assert toolkit["version"] not in text
     for package in toolkit["packages"]:
         if "=" in package:
-            assert package.split("=")[0] not in text, f"{package} is pinned in profiles.bzl"
+            assert package.split("=")[0] not in text, f"{package} is pinned in images.bzl"
 
 
 def test_layer_has_no_base(manifest):
@@ -184,8 +184,8 @@ def test_platform_digest_picks_linux_amd64():
         image.platform_digest(index, "linux", "s390x")
 
 
-def test_unknown_profile_is_named(manifest):
-    with pytest.raises(image.ImageError, match="unknown profile 'v100'.*h100"):
+def test_unknown_target_is_named(manifest):
+    with pytest.raises(image.ImageError, match="unknown target 'v100'.*h100"):
         image.build_args(manifest, "v100")
 
 
@@ -213,7 +213,7 @@ def test_toolchain_layer_is_reproducible(manifest, buildah_storage):
     other = image.build(manifest, "w7900", files, layer_only=True, storage=buildah_storage / "a")
     assert other != first, "the ROCm and CUDA layers must differ"
     labels = image.inspect_labels(first, buildah_storage / "a")
-    assert labels["knlp.profile"] == "h100"
+    assert labels["knlp.gpu_target"] == "h100"
     assert labels["knlp.arch"] == "sm_90"
     assert labels["knlp.toolkit"] == "nvcc " + manifest["toolkits"]["cuda"]["version"]
     assert labels["org.opencontainers.image.base.name"].endswith(manifest["base_image"]["digest"])

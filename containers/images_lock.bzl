@@ -21,5 +21,5 @@ BASE_IMAGE = {
     "verified_from_registry": False,
 }
 
-# profile -> "sha256:..." of the pushed image (see profiles.bzl REGISTRY).
+# target -> "sha256:..." of the pushed image (see images.bzl REGISTRY).
 PUSHED_IMAGES = {}

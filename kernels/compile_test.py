@@ -1,7 +1,7 @@
 """A kernel library really holds device code for one GPU architecture.
 
-The Bazel target sets KNLP_VENDOR and KNLP_ARCH (one target per GPU profile
-in tools/bazel/gpu_profiles.bzl). The library's embedded device code is read with
+The Bazel target sets KNLP_VENDOR and KNLP_ARCH (one target per GPU target
+in tools/bazel/gpu_targets.bzl). The library's embedded device code is read with
 kernels/objcheck.py (container label and the code object's own ELF header),
 and, where the vendor's inspection tool is installed (cuobjdump,
 clang-offload-bundler), with that tool too.
@@ -22,15 +22,15 @@ ARCH = os.environ.get("KNLP_ARCH", "sm_90")
 KERNELS = ["decode_split_kernel", "decode_combine_kernel", "kv_write_kernel"]
 
 
-def profiles():
-    table = library.gpu_profiles()
+def targets():
+    table = library.gpu_targets()
     if table is None:
-        pytest.skip("gpu_profiles.json not built (bazel build //tools/bazel:gpu_profiles)")
+        pytest.skip("gpu_targets.json not built (bazel build //tools/bazel:gpu_targets)")
     return table
 
 
-def test_arch_is_a_profile():
-    assert any(p["arch"] == ARCH and p["vendor"] == VENDOR for p in profiles().values())
+def test_arch_is_a_target():
+    assert any(p["arch"] == ARCH and p["vendor"] == VENDOR for p in targets().values())
 
 
 def test_manifest_names_the_arch_and_compiler():

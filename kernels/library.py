@@ -46,14 +46,14 @@ def arch_manifest_path(vendor):
     return library_path(vendor).with_name(f"libdecode_{vendor}.archs.json")
 
 
-def gpu_profiles():
-    """tools/bazel/gpu_profiles.bzl's table as built JSON, or None if it is not built."""
+def gpu_targets():
+    """tools/bazel/gpu_targets.bzl's table as built JSON, or None if it is not built."""
     for path in (
-        Path.cwd() / "tools/bazel/gpu_profiles.json",  # Bazel runfiles root
-        _HERE.parent / "bazel-bin/tools/bazel/gpu_profiles.json",  # after bazel build
+        Path.cwd() / "tools/bazel/gpu_targets.json",  # Bazel runfiles root
+        _HERE.parent / "bazel-bin/tools/bazel/gpu_targets.json",  # after bazel build
     ):
         if path.exists():
-            return json.loads(path.read_text())["profiles"]
+            return json.loads(path.read_text())["targets"]
     return None
 
 

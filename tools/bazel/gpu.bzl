@@ -1,18 +1,18 @@
 """GPU kernels built by Bazel for NVIDIA (nvcc) and AMD (hipcc) from one source.
 
-The GPU profiles the group targets (`GPU_PROFILES`: profile -> gpu, vendor,
-arch) are declared once, in tools/bazel/gpu_profiles.bzl; this file re-exports
+The GPUs the group builds for (`GPU_TARGETS`: GPU target -> gpu, vendor,
+arch) are declared once, in tools/bazel/gpu_targets.bzl; this file re-exports
 them and holds the rules that compile for them:
 
   * `gpu_shared_library(name, vendor, srcs, hdrs)`: a `lib<name>.so` with a
     plain C ABI, compiled by nvcc (`vendor = "cuda"`) or hipcc
     (`vendor = "rocm"`) for every selected architecture of that vendor. It
     links no torch; Python loads it with ctypes.
-  * `gpu_flag` (the build setting `//tools/bazel:gpu`) chooses which profiles
-    are built: `all` (default: every profile of both vendors, what the CPU gate
+  * `gpu_flag` (the build setting `//tools/bazel:gpu`) chooses which targets
+    are built: `all` (default: every target of both vendors, what the CPU gate
     compiles), a vendor (`cuda`, `rocm`; `--config=cuda` / `--config=rocm` set
-    these) or one profile (`h100`, `w7900`, ...). A library whose vendor has no
-    selected profile is incompatible, so `bazel test //...` skips it and the
+    these) or one target (`h100`, `w7900`, ...). A library whose vendor has no
+    selected target is incompatible, so `bazel test //...` skips it and the
     tests that need it.
   * `rocm_device_libs`: ROCm 5.2's device libraries stop at gfx1036; this
     action derives `oclc_isa_version_1100.bc` from the gfx1036 one (the ISA
@@ -28,18 +28,18 @@ with a message naming the compiler and ./setup.sh, before any compiler runs.
 """
 
 load("@local_toolchains//:toolchains.bzl", "TOOLCHAINS")
-load("//tools/bazel:gpu_profiles.bzl", _GPU_PROFILES = "GPU_PROFILES", _VENDORS = "VENDORS")
+load("//tools/bazel:gpu_targets.bzl", _GPU_TARGETS = "GPU_TARGETS", _VENDORS = "VENDORS")
 
-# Re-exported so kernel BUILD files load one file; declared in gpu_profiles.bzl.
-GPU_PROFILES = _GPU_PROFILES
+# Re-exported so kernel BUILD files load one file; declared in gpu_targets.bzl.
+GPU_TARGETS = _GPU_TARGETS
 
 # vendor -> the compiler in @local_toolchains that builds for it.
 _COMPILERS = {"cuda": "nvcc", "rocm": "hipcc"}
 GPU_VENDORS = {vendor: _COMPILERS[vendor] for vendor in _VENDORS}
 
-GPU_FLAG_VALUES = ["all"] + sorted(GPU_VENDORS.keys()) + sorted(GPU_PROFILES.keys())
+GPU_FLAG_VALUES = ["all"] + sorted(GPU_VENDORS.keys()) + sorted(GPU_TARGETS.keys())
 
-# A constraint value no platform has: targets for GPU profiles that
+# A constraint value no platform has: Bazel targets for GPU targets that
 # --//tools/bazel:gpu leaves out are incompatible and skipped. (Bazel 4.2's
 # built-in @platforms has no :incompatible.)
 _NOT_SELECTED = "//tools/bazel:not_selected_by_gpu_flag"
@@ -47,7 +47,7 @@ _NOT_SELECTED = "//tools/bazel:not_selected_by_gpu_flag"
 _SETUP_HINT = "install it (./setup.sh does for hipcc; the CUDA toolkit for nvcc), then `bazel sync --configure`"
 
 def gpu_archs(vendor, flag = "all"):
-    """The architectures of `vendor` that the flag value `flag` selects, in profile order.
+    """The architectures of `vendor` that the flag value `flag` selects, in target order.
 
     Args:
       vendor: "cuda" or "rocm".
@@ -57,10 +57,10 @@ def gpu_archs(vendor, flag = "all"):
       A list of architecture names such as "sm_90".
     """
     archs = []
-    for profile, p in GPU_PROFILES.items():
+    for target, p in GPU_TARGETS.items():
         if p["vendor"] != vendor:
             continue
-        if flag in ("all", vendor, profile) and p["arch"] not in archs:
+        if flag in ("all", vendor, target) and p["arch"] not in archs:
             archs.append(p["arch"])
     return archs
 
@@ -75,7 +75,7 @@ def _gpu_flag_impl(ctx):
 gpu_flag = rule(
     implementation = _gpu_flag_impl,
     build_setting = config.string(flag = True),
-    doc = "Which GPU profiles kernels compile for: " + ", ".join(GPU_FLAG_VALUES),
+    doc = "Which GPU targets kernels compile for: " + ", ".join(GPU_FLAG_VALUES),
 )
 
 def gpu_flag_settings(name):
@@ -238,14 +238,14 @@ def gpu_arch_compatible(arch):
     """A `target_compatible_with` value: compatible when the flag selects `arch`.
 
     Args:
-      arch: an architecture of GPU_PROFILES, such as "gfx1100".
+      arch: an architecture of GPU_TARGETS, such as "gfx1100".
 
     Returns:
       A select() over the //tools/bazel:gpu config_settings.
     """
-    vendor = [p["vendor"] for p in GPU_PROFILES.values() if p["arch"] == arch]
+    vendor = [p["vendor"] for p in GPU_TARGETS.values() if p["arch"] == arch]
     if not vendor:
-        fail("knlp: %s is not the architecture of any GPU profile in tools/bazel/gpu_profiles.bzl" % arch)
+        fail("knlp: %s is not the architecture of any GPU target in tools/bazel/gpu_targets.bzl" % arch)
     branches = {}
     for value in GPU_FLAG_VALUES:
         if arch in gpu_archs(vendor[0], value):
@@ -253,14 +253,14 @@ def gpu_arch_compatible(arch):
     branches["//conditions:default"] = [_NOT_SELECTED]
     return select(branches)
 
-def _gpu_profiles_json_impl(ctx):
+def _gpu_targets_json_impl(ctx):
     out = ctx.actions.declare_file(ctx.label.name + ".json")
-    ctx.actions.write(out, json.encode_indent({"compilers": GPU_VENDORS, "profiles": GPU_PROFILES}) + "\n")
+    ctx.actions.write(out, json.encode_indent({"compilers": GPU_VENDORS, "targets": GPU_TARGETS}) + "\n")
     return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
 
-gpu_profiles_json = rule(
-    implementation = _gpu_profiles_json_impl,
-    doc = "Writes GPU_PROFILES as <name>.json for Python tests, tools and doc checks.",
+gpu_targets_json = rule(
+    implementation = _gpu_targets_json_impl,
+    doc = "Writes GPU_TARGETS as <name>.json for Python tests, tools and doc checks.",
 )
 
 def gpu_vendor_select(targets):

@@ -1,13 +1,13 @@
-"""The container side of the GPU profiles: toolkits, images, platform properties.
+"""The container side of the GPU targets: toolkits, images, platform properties.
 
-The GPU profiles themselves (profile -> gpu, vendor, arch) are declared once,
-in tools/bazel/gpu_profiles.bzl, which the kernel rules load too; this file
+The GPU targets themselves (target -> gpu, vendor, arch) are declared once,
+in tools/bazel/gpu_targets.bzl, which the kernel rules load too; this file
 re-exports them and adds what only containers need. Everything here derives
 from that table: the Bazel platforms in //containers/platforms, the container
 images built by containers/image.py and the tests in //containers.
 
 Terms:
-  profile  one GPU model the group runs on (a key of GPU_PROFILES).
+  target  one GPU model the group runs on (a key of GPU_TARGETS).
   vendor   the GPU toolchain family: "cuda" (NVIDIA, nvcc) or "rocm" (AMD, hipcc).
   arch     the device code target: an SM version for nvcc (`sm_90`), a gfx
            ISA name for hipcc (`gfx1100`).
@@ -19,7 +19,7 @@ with registry access rewrites (`containers/image.py lock`).
 """
 
 load("//containers:images_lock.bzl", "BASE_IMAGE", "PUSHED_IMAGES")
-load("//tools/bazel:gpu_profiles.bzl", _GPU_PROFILES = "GPU_PROFILES", _VENDORS = "VENDORS")
+load("//tools/bazel:gpu_targets.bzl", _GPU_TARGETS = "GPU_TARGETS", _VENDORS = "VENDORS")
 
 # Vendor toolchains. `version` is the prefix that @local_toolchains' version
 # line for `tool` must contain; `packages` are what the image installs.
@@ -49,15 +49,15 @@ TOOLKITS = {
     },
 }
 
-# The GPUs (tools/bazel/gpu_profiles.bzl). `arch` is the single device target
-# a kernel compiles for on this profile; `gpu` is the name used in docs and
+# The GPUs (tools/bazel/gpu_targets.bzl). `arch` is the single device target
+# a kernel compiles for on this target; `gpu` is the name used in docs and
 # image labels.
-GPU_PROFILES = _GPU_PROFILES
+GPU_TARGETS = _GPU_TARGETS
 
 VENDORS = _VENDORS
 
-# Every architecture some profile targets, in a stable order.
-ARCHS = [GPU_PROFILES[p]["arch"] for p in sorted(GPU_PROFILES)]
+# Every architecture some target targets, in a stable order.
+ARCHS = [GPU_TARGETS[p]["arch"] for p in sorted(GPU_TARGETS)]
 
 # What every image carries besides the vendor toolkit: the same Bazel and
 # Python as the development machines (see setup.sh and WORKSPACE's pip_venv).
@@ -73,12 +73,12 @@ IMAGE_COMMON = {
 # by digest once pushed (PUSHED_IMAGES in images_lock.bzl).
 REGISTRY = "prune:5000/knlp"
 
-def image_name(profile):
-    """The repository name of a profile's image, without registry or digest."""
-    return "knlp-%s-%s" % (GPU_PROFILES[profile]["vendor"], profile)
+def image_name(target):
+    """The repository name of a target's image, without registry or digest."""
+    return "knlp-%s-%s" % (GPU_TARGETS[target]["vendor"], target)
 
-def container_image(profile):
-    """The `container-image` exec property for a profile's platform.
+def container_image(target):
+    """The `container-image` exec property for a target's platform.
 
     The pushed knlp image when images_lock.bzl records one; until then the
     digest-pinned base image, which lacks the toolkit (actions that need it
@@ -86,18 +86,18 @@ def container_image(profile):
     wrong container).
 
     Args:
-      profile: a key of GPU_PROFILES.
+      target: a key of GPU_TARGETS.
 
     Returns:
       "docker://<repository>@sha256:<digest>".
     """
-    pushed = PUSHED_IMAGES.get(profile)
+    pushed = PUSHED_IMAGES.get(target)
     if pushed:
-        return "docker://%s/%s@%s" % (REGISTRY, image_name(profile), pushed)
+        return "docker://%s/%s@%s" % (REGISTRY, image_name(target), pushed)
     return "docker://%s@%s" % (BASE_IMAGE["repository"], BASE_IMAGE["digest"])
 
-def exec_properties(profile):
-    """The remote-execution properties of a profile's platform.
+def exec_properties(target):
+    """The remote-execution properties of a target's platform.
 
     `container-image` picks the worker's container. The platform's properties
     are part of every action key, so `knlp-gpu-arch` and `knlp-toolkit` keep
@@ -105,33 +105,33 @@ def exec_properties(profile):
     would run in the same image.
 
     Args:
-      profile: a key of GPU_PROFILES.
+      target: a key of GPU_TARGETS.
 
     Returns:
       A dict of exec property name to value.
     """
-    p = GPU_PROFILES[profile]
+    p = GPU_TARGETS[target]
     toolkit = TOOLKITS[p["vendor"]]
     return {
-        "container-image": container_image(profile),
+        "container-image": container_image(target),
         "knlp-gpu-arch": p["arch"],
         "knlp-toolkit": "%s %s" % (toolkit["tool"], toolkit["version"]),
     }
 
-def profile_manifest():
+def image_manifest():
     """Everything above as one JSON-encodable dict (for tools and tests)."""
     return {
         "archs": ARCHS,
         "base_image": BASE_IMAGE,
         "image_common": IMAGE_COMMON,
-        "profiles": {
+        "targets": {
             name: dict(
                 p,
                 exec_properties = exec_properties(name),
                 image = image_name(name),
                 pushed = PUSHED_IMAGES.get(name, ""),
             )
-            for name, p in GPU_PROFILES.items()
+            for name, p in GPU_TARGETS.items()
         },
         "registry": REGISTRY,
         "toolkits": TOOLKITS,

@@ -1,17 +1,17 @@
 """The GPUs knlp targets: the one table of which card means which architecture.
 
-Everything that needs a GPU fact loads `GPU_PROFILES` from here:
+Everything that needs a GPU fact loads `GPU_TARGETS` from here:
 tools/bazel/gpu.bzl (the kernel rules, the values of --//tools/bazel:gpu, the
-per-architecture compile tests, gpu_profiles.json) and containers/profiles.bzl
-(one Bazel platform and one container image per profile). Doc tables
+per-architecture compile tests, gpu_targets.json) and containers/images.bzl
+(one Bazel platform and one container image per target). Doc tables
 (kernels/README.md, containers/README.md) are checked against it by tests.
 
 Terms:
-  profile  one GPU model the group runs on (a key of GPU_PROFILES); also a
+  target  one GPU model the group runs on (a key of GPU_TARGETS); also a
            value of --//tools/bazel:gpu and the name of its platform and image.
   gpu      the card's name, as used in docs and image labels.
   vendor   the GPU toolchain family: "cuda" (NVIDIA, nvcc) or "rocm" (AMD, hipcc).
-  arch     the device code target the profile's kernels compile for: an SM
+  arch     the device code target the target's kernels compile for: an SM
            version for nvcc (`sm_90`), a gfx ISA name for hipcc (`gfx1100`).
 
 Every CUDA arch here is compiled into the CUDA kernel library on every build
@@ -20,8 +20,8 @@ pinned toolkit (nvcc 13.0: sm_75 to sm_121); the ROCm archs likewise must be
 accepted by the pinned hipcc's --offload-arch.
 """
 
-# profile -> {"gpu", "vendor", "arch"}, by vendor, then by architecture.
-GPU_PROFILES = {
+# target -> {"gpu", "vendor", "arch"}, by vendor, then by architecture.
+GPU_TARGETS = {
     "a100": {"gpu": "NVIDIA A100", "vendor": "cuda", "arch": "sm_80"},
     # Ampere GA102, compute capability 8.6 (not sm_80, which is the A100's GA100).
     "a10g": {"gpu": "NVIDIA A10G", "vendor": "cuda", "arch": "sm_86"},
@@ -36,14 +36,14 @@ GPU_PROFILES = {
 VENDORS = ["cuda", "rocm"]
 
 def _check():
-    for name, p in GPU_PROFILES.items():
+    for name, p in GPU_TARGETS.items():
         if sorted(p.keys()) != ["arch", "gpu", "vendor"]:
-            fail("knlp: GPU profile %s has fields %s; expected arch, gpu, vendor" % (name, sorted(p.keys())))
+            fail("knlp: GPU target %s has fields %s; expected arch, gpu, vendor" % (name, sorted(p.keys())))
         if p["vendor"] not in VENDORS:
-            fail("knlp: GPU profile %s has vendor %s; accepted: %s" % (name, p["vendor"], ", ".join(VENDORS)))
+            fail("knlp: GPU target %s has vendor %s; accepted: %s" % (name, p["vendor"], ", ".join(VENDORS)))
         prefix = "sm_" if p["vendor"] == "cuda" else "gfx"
         if not p["arch"].startswith(prefix):
-            fail("knlp: GPU profile %s (%s) has arch %s; a %s arch starts with %s" % (name, p["vendor"], p["arch"], p["vendor"], prefix))
+            fail("knlp: GPU target %s (%s) has arch %s; a %s arch starts with %s" % (name, p["vendor"], p["arch"], p["vendor"], prefix))
     return True
 
 _check()

@@ -1,4 +1,4 @@
-"""kernels/README.md's GPU profile table says what tools/bazel/gpu_profiles.bzl says."""
+"""kernels/README.md's GPU target table says what tools/bazel/gpu_targets.bzl says."""
 
 import re
 from pathlib import Path
@@ -8,10 +8,10 @@ import pytest
 from kernels import library
 
 
-def load_profiles():
-    table = library.gpu_profiles()
+def load_targets():
+    table = library.gpu_targets()
     if table is None:
-        pytest.skip("gpu_profiles.json not built (bazel build //tools/bazel:gpu_profiles)")
+        pytest.skip("gpu_targets.json not built (bazel build //tools/bazel:gpu_targets)")
     return table
 
 
@@ -25,5 +25,5 @@ def readme_rows():
     return rows
 
 
-def test_readme_table_is_gpu_profiles():
-    assert readme_rows() == load_profiles()
+def test_readme_table_is_gpu_targets():
+    assert readme_rows() == load_targets()
