@@ -81,7 +81,7 @@ for entry in "${PACKAGES[@]}"; do
   printf 'found     %-27s %-28s %s\n' "$pkg" "$(dpkg-query -W -f='${Version}' "$pkg")" "${entry#*:}"
 done
 # The CUDA toolkit is not in Debian's archive: it comes from NVIDIA's Debian 12
-# repository (containers/profiles.bzl pins the version the images carry).
+# repository (containers/images.bzl pins the version the images carry).
 if nvcc_path=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null); then
   echo "found     nvcc $("$nvcc_path" --version | grep -o 'release [0-9.]*')"
 else

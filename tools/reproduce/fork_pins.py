@@ -1,4 +1,4 @@
-"""The profile's view of the fork pins (third_party/forks): which forks, and are they resolved.
+"""The stage set's view of the fork pins (third_party/forks): which forks, and are they resolved.
 
 Kept apart from stages.py so that no file here imports both `third_party` and
 `tools` (ruff's import sorting classifies `third_party` differently inside
@@ -14,13 +14,13 @@ def load_lock():
     return pins.load_lock()
 
 
-def pair_forks(profile_spec):
+def pair_forks(stage_set_spec):
     forks = pins.load_forks()
-    return sorted(n for n, f in forks.items() if f["pair"] == profile_spec["pair"])
+    return sorted(n for n, f in forks.items() if f["pair"] == stage_set_spec["pair"])
 
 
-def fork_pins(profile_spec, lock=None):
-    """{fork: what the lock pins} for the profile's pin set, with whether it is resolved."""
+def fork_pins(stage_set_spec, lock=None):
+    """{fork: what the lock pins} for the stage set's pin set, with whether it is resolved."""
     lock = lock or pins.load_lock()
     return {
         name: {
@@ -29,5 +29,5 @@ def fork_pins(profile_spec, lock=None):
             "commit_prefix": lock["forks"][name]["commit_prefix"],
             "resolved": pins.resolved(lock, name),
         }
-        for name in pair_forks(profile_spec)
+        for name in pair_forks(stage_set_spec)
     }

@@ -1,8 +1,8 @@
 """The decode paper's gates: each threshold declared once, from the research notes.
 
 A gate reads one metric from the run stage's metrics.jsonl and compares it
-with its threshold. A gate whose measurement is not in the profile is not
-applicable; one whose measurement is in the profile but has no data (a skipped
+with its threshold. A gate whose measurement is not in the stage set is not
+applicable; one whose measurement is in the stage set but has no data (a skipped
 run stage) is not evaluated, with the reason. Nothing passes by default.
 """
 

@@ -75,8 +75,8 @@ class StageContext:
         self.stage = stage
         self.dir = staging
         self.run_dir = pipeline.run_dir
-        self.profile = pipeline.profile
-        self.profile_spec = pipeline.profile_spec
+        self.stage_set = pipeline.stage_set
+        self.stage_set_spec = pipeline.stage_set_spec
         self.env = pipeline.env
         self.records = []
         self.stdout = io.StringIO()
@@ -125,14 +125,14 @@ class StageContext:
 
 
 class Pipeline:
-    """Runs `stages` (name -> function(ctx)) of `profile` in the run directory."""
+    """Runs `stages` (name -> function(ctx)) of `stage_set` in the run directory."""
 
-    def __init__(self, profile, profile_spec, run_dir, stage_functions, env=None, facts=None):
+    def __init__(self, stage_set, stage_set_spec, run_dir, stage_functions, env=None, facts=None):
         missing = [s for s in STAGES if s not in stage_functions]
         if missing:
             raise PipelineError(f"no implementation for stages {missing}")
-        self.profile = profile
-        self.profile_spec = profile_spec
+        self.stage_set = stage_set
+        self.stage_set_spec = stage_set_spec
         self.run_dir = Path(run_dir)
         self.functions = stage_functions
         self.env = dict(os.environ if env is None else env)
@@ -161,16 +161,16 @@ class Pipeline:
     def load_manifest(self):
         if self.manifest_path.exists():
             manifest = json.loads(self.manifest_path.read_text())
-            if manifest.get("profile") != self.profile:
+            if manifest.get("stage_set") != self.stage_set:
                 raise PipelineError(
-                    f"run {self.run_dir.name} is a {manifest.get('profile')!r} run; "
-                    f"it cannot be resumed as {self.profile!r} (use a new --run-id)"
+                    f"run {self.run_dir.name} is a {manifest.get('stage_set')!r} run; "
+                    f"it cannot be resumed as {self.stage_set!r} (use a new --run-id)"
                 )
             return manifest
         return {
             "run_id": self.run_dir.name,
-            "profile": self.profile,
-            "profile_spec": self.profile_spec,
+            "stage_set": self.stage_set,
+            "stage_set_spec": self.stage_set_spec,
             "created_at": now(),
             "host": platform.node(),
             "stages": {},

@@ -13,7 +13,7 @@ import pytest
 from tools.reproduce import fork_pins, reproduce, saturation, stages
 from tools.reproduce.pipeline import STAGES, Pipeline, PipelineError, Skip
 
-PROFILES = reproduce.load_profiles()
+STAGE_SETS = reproduce.load_stage_sets()
 CPU_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
 
 
@@ -51,7 +51,7 @@ def fake_stages(**overrides):
 
 def test_cpu_run_skips_with_reasons_and_still_reports(tmp_path, capsys):
     code = reproduce.main(
-        ["--profile=decode", "--run-id=cpu", f"--results-root={tmp_path}"], CPU_ENV
+        ["--stage-set=decode", "--run-id=cpu", f"--results-root={tmp_path}"], CPU_ENV
     )
     assert code == 0, capsys.readouterr()
     run_dir = tmp_path / "cpu"
@@ -80,7 +80,7 @@ def test_cpu_run_skips_with_reasons_and_still_reports(tmp_path, capsys):
     assert run_reason in ("no_gpu", "upstream_not_done")
     assert f"run stage {run_reason}" in (run_dir / "report.md").read_text()
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["profile"] == "decode" and set(manifest["forks"]) == {
+    assert manifest["stage_set"] == "decode" and set(manifest["forks"]) == {
         "flashinfer",
         "lmcache",
         "vllm",
@@ -103,7 +103,7 @@ def test_rerun_resumes_at_the_first_stage_without_done(tmp_path):
             raise RuntimeError("compiler crashed")
 
     functions = fake_stages(doctor=counted, fetch=counted, build=flaky_build)
-    spec = PROFILES["decode-sat"]
+    spec = STAGE_SETS["decode-sat"]
     pipeline = Pipeline("decode-sat", spec, tmp_path / "r1", functions, CPU_ENV)
     first = pipeline.run()
     assert list(first) == ["doctor", "fetch", "build"] and first["build"]["status"] == "failed"
@@ -125,7 +125,7 @@ def test_rerun_resumes_at_the_first_stage_without_done(tmp_path):
 
 
 def test_sample_data_pass_the_gates_and_the_fit_is_reported(tmp_path):
-    spec = PROFILES["decode-sat"]
+    spec = STAGE_SETS["decode-sat"]
     Pipeline("decode-sat", spec, tmp_path / "s", fake_stages(), CPU_ENV).run()
     report = json.loads((tmp_path / "s/report.json").read_text())
     gates = {g["gate"]: g for g in report["gates"]}
@@ -141,7 +141,7 @@ def test_sample_data_pass_the_gates_and_the_fit_is_reported(tmp_path):
 def test_a_gate_over_its_threshold_fails_the_run(tmp_path):
     functions = fake_stages(run=fixture_run_stage(v_rel_err=0.09))
     code = reproduce.main(
-        ["--profile=decode", "--run-id=bad", f"--results-root={tmp_path}"], CPU_ENV, functions
+        ["--stage-set=decode", "--run-id=bad", f"--results-root={tmp_path}"], CPU_ENV, functions
     )
     assert code == 2
     report = json.loads((tmp_path / "bad/report.json").read_text())
@@ -154,7 +154,9 @@ def test_a_missing_metric_fails_its_gate_rather_than_passing(tmp_path):
     def partial(ctx):
         ctx.metric(metric="flashinfer_decode_rel_err", value=0.01, fixture=True)
 
-    Pipeline("decode", PROFILES["decode"], tmp_path / "p", fake_stages(run=partial), CPU_ENV).run()
+    Pipeline(
+        "decode", STAGE_SETS["decode"], tmp_path / "p", fake_stages(run=partial), CPU_ENV
+    ).run()
     gates = {g["gate"]: g for g in json.loads((tmp_path / "p/report.json").read_text())["gates"]}
     assert gates["flashinfer_decode"]["status"] == "pass"
     assert gates["vllm_writer_v"]["status"] == "fail"
@@ -165,7 +167,7 @@ def test_a_failed_rerun_keeps_no_half_written_stage(tmp_path):
     def skip_fetch(ctx):
         raise Skip("forks_unresolved", "fixture")
 
-    spec = PROFILES["decode"]
+    spec = STAGE_SETS["decode"]
     Pipeline("decode", spec, tmp_path / "a", fake_stages(fetch=skip_fetch), CPU_ENV).run()
     assert (tmp_path / "a/stages/fetch/status.json").exists()
 
@@ -180,15 +182,17 @@ def test_a_failed_rerun_keeps_no_half_written_stage(tmp_path):
     assert "partial" not in (tmp_path / "a/stages/fetch/metrics.jsonl").read_text()
 
 
-def test_a_run_cannot_be_resumed_under_another_profile(tmp_path):
-    Pipeline("decode", PROFILES["decode"], tmp_path / "x", fake_stages(), CPU_ENV).run()
+def test_a_run_cannot_be_resumed_under_another_stage_set(tmp_path):
+    Pipeline("decode", STAGE_SETS["decode"], tmp_path / "x", fake_stages(), CPU_ENV).run()
     with pytest.raises(PipelineError, match="is a 'decode' run"):
-        Pipeline("decode-sat", PROFILES["decode-sat"], tmp_path / "x", fake_stages(), CPU_ENV).run()
+        Pipeline(
+            "decode-sat", STAGE_SETS["decode-sat"], tmp_path / "x", fake_stages(), CPU_ENV
+        ).run()
 
 
 def test_upload_copies_the_run(tmp_path):
     env = dict(CPU_ENV, KNLP_RESULTS_UPLOAD=str(tmp_path / "archive"))
-    Pipeline("decode", PROFILES["decode"], tmp_path / "runs/u", fake_stages(), env).run()
+    Pipeline("decode", STAGE_SETS["decode"], tmp_path / "runs/u", fake_stages(), env).run()
     assert (tmp_path / "archive/u/report.json").exists()
     assert (tmp_path / "runs/u/stages/upload/DONE").exists()
 
@@ -196,13 +200,13 @@ def test_upload_copies_the_run(tmp_path):
 def test_bad_run_id_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         reproduce.main(
-            ["--profile=decode", "--run-id=../up", f"--results-root={tmp_path}"], CPU_ENV
+            ["--stage-set=decode", "--run-id=../up", f"--results-root={tmp_path}"], CPU_ENV
         )
     assert "--run-id '../up'" in capsys.readouterr().err
 
 
-def test_every_profile_has_a_program_for_each_measurement():
-    for name, spec in PROFILES.items():
+def test_every_stage_set_has_a_program_for_each_measurement():
+    for name, spec in STAGE_SETS.items():
         for measurement in spec["measurements"]:
             assert (stages.MEASURE_DIR / f"{measurement}.py").exists(), (name, measurement)
 
@@ -249,7 +253,7 @@ def test_fetch_stage_builds_the_pins_and_checks_the_fetched_commits(tmp_path, mo
         FAKE_OUTPUT_BASE=str(output_base),
     )
     functions = fake_stages(fetch=stages.fetch)
-    result = Pipeline("decode", PROFILES["decode"], tmp_path / "f", functions, env).run()
+    result = Pipeline("decode", STAGE_SETS["decode"], tmp_path / "f", functions, env).run()
     calls = (tmp_path / "bazel.log").read_text().splitlines()
     assert calls[0].startswith("build --repo_env=KNLP_FORK_MIRRORS=/srv/git,ssh://prune/srv/git")
     assert "@fork_vllm//:src.tar" in calls[0] and "@fork_lmcache//:fork_info.json" in calls[0]

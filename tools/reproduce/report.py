@@ -45,7 +45,7 @@ def saturation_section(records):
     return section, min(f.r2 for f in fits.values())
 
 
-def build(run_dir, profile, profile_spec):
+def build(run_dir, stage_set, stage_set_spec):
     statuses = stage_statuses(run_dir)
     run_done = statuses["run"]["done"]
     records = read_jsonl(Path(run_dir) / "stages" / "run" / "metrics.jsonl") if run_done else []
@@ -53,7 +53,7 @@ def build(run_dir, profile, profile_spec):
     sat, min_r2 = saturation_section(records)
     if min_r2 is not None:
         values["saturation_min_r2"] = min_r2
-    measured = set(profile_spec["measurements"])
+    measured = set(stage_set_spec["measurements"])
     results = []
     for gate in gates.GATES:
         row = {
@@ -63,7 +63,7 @@ def build(run_dir, profile, profile_spec):
             "condition": f"{gate.op} {gate.threshold:g}",
         }
         if gate.measurement not in measured:
-            row.update(status="not_applicable", reason=f"profile {profile} does not measure it")
+            row.update(status="not_applicable", reason=f"stage set {stage_set} does not measure it")
         elif not run_done:
             reason = statuses["run"].get("reason") or {"code": statuses["run"]["status"]}
             row.update(status="not_evaluated", reason=f"run stage {reason['code']}")
@@ -81,8 +81,8 @@ def build(run_dir, profile, profile_spec):
     else:
         verdict = "incomplete"
     return {
-        "profile": profile,
-        "description": profile_spec["description"],
+        "stage_set": stage_set,
+        "description": stage_set_spec["description"],
         "run_id": Path(run_dir).name,
         "verdict": verdict,
         "gates": results,
@@ -99,7 +99,7 @@ def markdown(report):
     lines = [
         f"# Decode reproduction {report['run_id']}: {report['verdict']}",
         "",
-        f"This is the report of one run of profile `{report['profile']}` "
+        f"This is the report of one run of stage set `{report['stage_set']}` "
         f"({report['description']}). It is generated from the run directory by "
         "tools/reproduce/report.py; the figures are in report.json.",
         "",

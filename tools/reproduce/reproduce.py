@@ -1,4 +1,4 @@
-"""Run one decode reproduction profile: doctor, fetch, build, run, report, upload.
+"""Run one decode reproduction stage set: doctor, fetch, build, run, report, upload.
 
     bazel run //tools/reproduce:decode                       # a new run
     bazel run //tools/reproduce:decode -- --run-id ID        # resume run ID
@@ -21,12 +21,12 @@ from pathlib import Path
 from tools.reproduce import fork_pins, stages
 from tools.reproduce.pipeline import Pipeline, PipelineError
 
-PROFILES_BZL = Path(__file__).resolve().parent / "profiles.bzl"
+STAGE_SETS_BZL = Path(__file__).resolve().parent / "stage_sets.bzl"
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-def load_profiles():
-    return fork_pins.starlark_dict(PROFILES_BZL, "PROFILES")
+def load_stage_sets():
+    return fork_pins.starlark_dict(STAGE_SETS_BZL, "STAGE_SETS")
 
 
 def results_root(env):
@@ -34,8 +34,8 @@ def results_root(env):
     return (Path(ws) if ws else Path.cwd()) / "results" / "decode"
 
 
-def new_run_id(profile):
-    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{profile}"
+def new_run_id(stage_set):
+    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{stage_set}"
 
 
 def git_facts(env):
@@ -54,21 +54,21 @@ def git_facts(env):
 
 def main(argv=None, env=None, stage_functions=None):
     env = dict(os.environ if env is None else env)
-    profiles = load_profiles()
+    stage_sets = load_stage_sets()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", required=True, choices=sorted(profiles))
+    parser.add_argument("--stage-set", required=True, choices=sorted(stage_sets))
     parser.add_argument("--run-id", help="resume this run (default: a new run id)")
     parser.add_argument("--results-root", type=Path, help="default: <workspace>/results/decode")
     parser.add_argument("--list", action="store_true", help="list the runs and their stages")
     args = parser.parse_args(argv)
     root = args.results_root or results_root(env)
-    spec = profiles[args.profile]
+    spec = stage_sets[args.stage_set]
     if args.list:
         for run_dir in sorted(p for p in root.glob("*") if (p / "manifest.json").exists()):
             done = [s for s in stages.STAGE_FUNCTIONS if (run_dir / "stages" / s / "DONE").exists()]
             print(f"{run_dir.name}  done: {', '.join(done) or 'nothing'}")
         return 0
-    run_id = args.run_id or new_run_id(args.profile)
+    run_id = args.run_id or new_run_id(args.stage_set)
     if not RUN_ID.match(run_id):
         parser.error(f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-' (at most 100)")
     if args.run_id and not (root / run_id / "manifest.json").exists():
@@ -80,7 +80,7 @@ def main(argv=None, env=None, stage_functions=None):
         **git_facts(env),
     }
     pipeline = Pipeline(
-        args.profile, spec, root / run_id, stage_functions or stages.STAGE_FUNCTIONS, env, facts
+        args.stage_set, spec, root / run_id, stage_functions or stages.STAGE_FUNCTIONS, env, facts
     )
     try:
         results = pipeline.run()

@@ -74,7 +74,7 @@ def workspace(ctx):
         raise Skip(
             "no_workspace",
             "this stage calls Bazel in the workspace; start the pipeline with "
-            "`bazel run //tools/reproduce:<profile>`",
+            "`bazel run //tools/reproduce:<stage_set>`",
         )
     bazel = shutil.which("bazel", path=ctx.env.get("PATH"))
     if not bazel:
@@ -102,7 +102,7 @@ def doctor(ctx):
     ctx.metric(
         check="venv", ok=venv is not None, value=json.loads(venv.read_text()) if venv else None
     )
-    forks = fork_pins(ctx.profile_spec)
+    forks = fork_pins(ctx.stage_set_spec)
     ctx.metric(check="fork_pins", ok=all(f["resolved"] for f in forks.values()), value=forks)
     ctx.metric(check="fork_mirrors", ok=True, value=ctx.env.get("KNLP_FORK_MIRRORS", ""))
     ctx.metric(check="bazel_workspace", ok=bool(ctx.env.get("BUILD_WORKSPACE_DIRECTORY")))
@@ -115,7 +115,7 @@ def doctor(ctx):
 
 
 def fetch(ctx):
-    unresolved = {n: f for n, f in fork_pins(ctx.profile_spec).items() if not f["resolved"]}
+    unresolved = {n: f for n, f in fork_pins(ctx.stage_set_spec).items() if not f["resolved"]}
     if unresolved:
         names = ", ".join(
             f"{n} ({f['ref'] or 'bare commit'}, known prefix {f['commit_prefix'] or 'none'})"
@@ -128,7 +128,7 @@ def fetch(ctx):
             forks=sorted(unresolved),
         )
     ws, bazel = workspace(ctx)
-    names = pair_forks(ctx.profile_spec)
+    names = pair_forks(ctx.stage_set_spec)
     targets = [f"@fork_{n}//:{f}" for n in names for f in ("src.tar", "fork_info.json")]
     ctx.run([bazel, "build", *mirror_flags(ctx), *targets], cwd=ws)
     output_base = ctx.run([bazel, "info", "output_base"], cwd=ws).stdout.strip()
@@ -183,7 +183,7 @@ def run(ctx):
     (env,) = [r for r in ctx.stage_metrics("build") if r.get("kind") == "serving_env"]
     # The programs import tools.reproduce.measure.common from this tree.
     run_env = dict(ctx.env, PYTHONPATH=str(MEASURE_DIR.parents[2]))
-    for measurement in ctx.profile_spec["measurements"]:
+    for measurement in ctx.stage_set_spec["measurements"]:
         program = MEASURE_DIR / f"{measurement}.py"
         if not program.exists():
             raise PipelineError(f"measurement {measurement} has no program {program}")
@@ -194,7 +194,7 @@ def run(ctx):
 
 
 def report(ctx):
-    data = report_lib.build(ctx.run_dir, ctx.profile, ctx.profile_spec)
+    data = report_lib.build(ctx.run_dir, ctx.stage_set, ctx.stage_set_spec)
     data["stages"]["report"] = {"status": "running", "done": False}
     data["stages"]["upload"] = {"status": "not_run", "done": False}
     write_json(ctx.run_dir / "report.json", data)

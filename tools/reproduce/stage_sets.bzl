@@ -1,19 +1,19 @@
-"""The decode reproduction profiles: each declared once.
+"""The decode reproduction stage sets: each declared once.
 
 Plain data (a Starlark dict that is also a Python literal): the BUILD file
-makes one `bazel run //tools/reproduce:<profile>` target per entry, and
-tools/reproduce/pipeline.py reads the same dict for what each profile fetches,
+makes one `bazel run //tools/reproduce:<stage_set>` target per entry, and
+tools/reproduce/pipeline.py reads the same dict for what each stage set fetches,
 builds and measures.
 
 Fields:
   description: one line for `--help` and the report.
-  pair: which pin set of //third_party/forks the profile serves
+  pair: which pin set of //third_party/forks the stage set serves
     ("paper": vLLM + FlashInfer at paper-memory-decode-v0.18, with LMCache).
   measurements: what the run stage measures, in order; each is a program in
     tools/reproduce/measure/ and feeds the gates in gates.py.
 """
 
-PROFILES = {
+STAGE_SETS = {
     "decode": {
         "description": "K16/V8 correctness: FlashInfer asymmetric attention error and vLLM's cache writer",
         "pair": "paper",
