@@ -218,7 +218,7 @@ def test_pruning_matrix_reaches_its_target_sparsities(tmp_path):
     assert rc == 0
     run = tmp_path / "pruning_matrix" / "m"
     for method in ("magnitude", "movement", "bitter7"):
-        res = read_json(str(run / "json" / f"lenet5-adamw-{method}-70.json"))
+        res = read_json(str(run / "steps" / f"lenet5-adamw-{method}-70" / "DONE"))
         assert res["sparsity"] >= 0.695 and res["target_reached"]
         assert res["final_train_loss"] < res["first_loss"]
         assert res["test_acc"] > 0.3  # ten classes: chance is 0.1
@@ -266,6 +266,6 @@ def test_kvsplice_transform_learns_in_training(tmp_path):
         ]
     )
     assert rc == 0
-    res = read_json(str(tmp_path / "gpt2_variants" / "v" / "json" / "MLAKV.json"))
+    res = read_json(str(tmp_path / "gpt2_variants" / "v" / "steps" / "MLAKV" / "DONE"))
     assert res["model_class"] == "GPT2_MLA_KV"
     assert res["kvsplice_s_drift"] > 1e-4 and res["kvsplice_t_drift"] > 1e-4

@@ -7,7 +7,6 @@ Layout of one run (`results/<experiment>/<run_id>/`):
   steps/<step>/DONE      written last, holding the step's final result
   steps/<step>/FAILED    the reason a step failed (NaN loss, OOM, ...)
   steps/<step>/ckpt.pt   latest checkpoint of an unfinished step
-  json/<step>.json       the step's final result (a copy of DONE's content)
   logs/<step>.log        the step's text log
   plots/*.png            300 DPI figures
   summary.md             the results table
@@ -25,7 +24,6 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable
 
 
 def _fsync_dir(path: str) -> None:
@@ -195,8 +193,7 @@ class RunDir:
         return read_json(self.path("steps", step, "FAILED"))
 
     def mark_done(self, step: str, result: dict) -> None:
-        """json/<step>.json first, DONE last: DONE means everything else is in place."""
-        atomic_write_json(self.path("json", f"{step}.json"), result)
+        """DONE last: DONE means everything else is in place."""
         failed = self.path("steps", step, "FAILED")
         if os.path.exists(failed):
             os.unlink(failed)
@@ -207,9 +204,3 @@ class RunDir:
 
     def mark_failed(self, step: str, reason: str, detail: dict | None = None) -> None:
         atomic_write_json(self.path("steps", step, "FAILED"), {"reason": reason, **(detail or {})})
-
-    def first_pending(self, steps: Iterable[str]) -> str | None:
-        for s in steps:
-            if not self.is_done(s):
-                return s
-        return None

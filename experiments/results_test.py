@@ -47,14 +47,11 @@ def test_torn_last_line_is_dropped_and_repaired(tmp_path):
 
 def test_run_dir_done_and_failed(tmp_path):
     run = RunDir(str(tmp_path / "run"))
-    steps = ["s0", "s1", "s2"]
-    assert run.first_pending(steps) == "s0"
     run.mark_failed("s0", "nan_loss", {"message": "loss is nan"})
     assert run.failure("s0")["reason"] == "nan_loss" and not run.is_done("s0")
     run.mark_done("s0", {"val_loss": 3.0})
     assert run.is_done("s0") and run.failure("s0") is None
-    assert read_json(run.path("json", "s0.json")) == {"val_loss": 3.0}
-    assert run.first_pending(steps) == "s1"
+    assert run.done_result("s0") == {"val_loss": 3.0}
 
 
 def test_profiles_and_overrides():
