@@ -349,15 +349,6 @@ def write_summary(
     ]
     for r in rows:
         lines.append("| " + " | ".join(_fmt(r.get(k)) for k, _ in columns) + f" | {r['status']} |")
-    lines += [
-        "",
-        "Plots: "
-        + ", ".join(
-            f"[{p}](plots/{p})" for p in sorted(os.listdir(run.path("plots"))) if p.endswith(".png")
-        )
-        or "Plots: none yet",
-        "",
-    ]
     if curves:
         plots.loss_curves(
             curves, run.path("plots", "loss_curves.png"), f"{experiment}: training loss"
@@ -380,7 +371,7 @@ def write_summary(
     if extra_plots:
         extra_plots(run, {r["step"]: r for r in rows})
     pngs = sorted(p for p in os.listdir(run.path("plots")) if p.endswith(".png"))
-    lines[-2] = "Plots: " + (", ".join(f"[{p}](plots/{p})" for p in pngs) or "none yet")
+    lines += ["", "Plots: " + (", ".join(f"[{p}](plots/{p})" for p in pngs) or "none yet"), ""]
     atomic_write_text(run.path("summary.md"), "\n".join(lines) + "\n")
 
 
