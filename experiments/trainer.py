@@ -299,7 +299,7 @@ class Trainer:
                     evals.append(self._eval_and_record(it, writer))
                 lr = lr_at(it, cfg)
                 for group in self.optimizer.param_groups:
-                    group["lr"] = lr * group.get("lr_scale", 1.0)
+                    group["lr"] = lr
                 rec = self._train_iter(it)
                 rec["lr"] = lr
                 if first_loss is None and it == 0:
