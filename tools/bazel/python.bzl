@@ -152,12 +152,13 @@ PACKAGES = {{{packages}}}
 def requirement(name):
     key = name.lower().replace("_", "-").replace(".", "-")
     if key not in PACKAGES:
-        fail("requirement(%r): %s is not in {lock}; add it to third_party/python/requirements.in and run: bazel run //third_party/python:lock" % (name, key))
+        fail("requirement(%r): %s is not in {lock_path}; add it to third_party/python/requirements.in and run: bazel run //third_party/python:lock" % (name, key))
     return "@pip//:" + key
 
 all_requirements = ["@pip//:" + p for p in PACKAGES]
 """.format(
         lock = lock_name,
+        lock_path = "%s/%s" % (locks[accelerator].package, locks[accelerator].name),
         accelerator = accelerator,
         sha = lock_sha,
         packages = ", ".join(['"%s": "%s"' % p for p in pins]),
