@@ -13,6 +13,7 @@ set -euo pipefail
 # (bazel run //tools:doctor) reports the resulting tools and versions.
 PACKAGES=(
   "bazel-rules-java:rules_java for Bazel 4.2.3, offline"
+  "bazel-platforms:the platforms constraint values, offline (tools/bazel/bazel_rules.bzl)"
   "python3.11:the pinned interpreter"
   "python3.11-venv:venvs for the pinned Python packages"
   "python3.11-dev:headers for C extensions (fork wheels)"

@@ -1,17 +1,24 @@
-"""The three repositories Bazel 4.2.3 needs before it can build anything.
+"""The repositories Bazel 4.2.3 needs before it can build anything, from Debian.
 
 Bazel's own WORKSPACE suffix would download `rules_cc`, `rules_java` and
 `remote_coverage_tools` from GitHub, which these machines cannot reach.
 `offline_bazel_rules()` declares them first, so the suffix's declarations are
-skipped. On a Debian host with `bazel-rules-java` installed (./setup.sh
-installs it) each comes from the disk; on any other host the archives that
-Bazel 4.2.3 itself pins are downloaded and checked against their sha256.
+skipped, and `platforms` with them. rules_java and platforms come from
+Debian's bazel-rules-java and bazel-platforms (./setup.sh installs both);
+rules_cc and remote_coverage_tools are small stand-ins below (see
+_RULES_CC_STAND_IN for why not bazel-rules-cc). Where a package is absent:
+platforms is the copy in Bazel's install base, the one Bazel would use
+itself; on a host without bazel-rules-java the archives that Bazel 4.2.3
+pins are downloaded and checked against their sha256.
 """
 
+# Where Debian's packages install each repository.
 _DEBIAN_RULES_JAVA = "/usr/share/bazel/rules/java"
+_DEBIAN_PLATFORMS = "/usr/share/bazel/tools/platforms"
 
-# Debian's bazel-rules-cc targets a newer Bazel and fails to load in 4.2.3;
-# the native rules are all 4.2.3 needs from rules_cc.
+# Debian's bazel-rules-cc 0.0.4 does not load in 4.2.3 (its cc_flags_supplier.bzl
+# loads use_cpp_toolchain, which 4.2.3's @bazel_tools lacks), and bazel-skylib
+# is needed only by it; the native rules are all 4.2.3 needs from rules_cc.
 _RULES_CC_STAND_IN = {
     "WORKSPACE": "workspace(name = \"rules_cc\")\n",
     "BUILD": "",
@@ -55,12 +62,17 @@ sh_binary(
 }
 
 def _offline_or_pinned_impl(rctx):
-    debian = rctx.path(_DEBIAN_RULES_JAVA).exists
-    if debian and rctx.attr.local_path:
+    if rctx.attr.local_path and rctx.path(rctx.attr.local_path).exists:
         for child in rctx.path(rctx.attr.local_path).readdir():
             rctx.symlink(child, child.basename)
         return
-    if debian and rctx.attr.stand_in:
+    if rctx.attr.builtin:
+        # Bazel's own copy, beside its embedded tools in the install base.
+        embedded = rctx.path(Label("@bazel_tools//tools:BUILD")).realpath.dirname.dirname
+        for child in embedded.dirname.get_child(rctx.attr.builtin).readdir():
+            rctx.symlink(child, child.basename)
+        return
+    if rctx.attr.stand_in and rctx.path(_DEBIAN_RULES_JAVA).exists:
         for path, content in rctx.attr.stand_in.items():
             rctx.file(path, content, executable = path.endswith(".sh"))
         return
@@ -73,16 +85,17 @@ def _offline_or_pinned_impl(rctx):
 _offline_or_pinned = repository_rule(
     implementation = _offline_or_pinned_impl,
     attrs = {
+        "builtin": attr.string(doc = "fallback: this directory of Bazel's install base"),
         "local_path": attr.string(),
-        "sha256": attr.string(mandatory = True),
+        "sha256": attr.string(),
         "stand_in": attr.string_dict(),
         "strip_prefix": attr.string(),
-        "urls": attr.string_list(mandatory = True),
+        "urls": attr.string_list(),
     },
 )
 
 def offline_bazel_rules():
-    """Declares rules_cc, rules_java and remote_coverage_tools (see module doc)."""
+    """Declares rules_cc, rules_java, platforms and remote_coverage_tools."""
     _offline_or_pinned(
         name = "rules_cc",
         stand_in = _RULES_CC_STAND_IN,
@@ -102,4 +115,9 @@ def offline_bazel_rules():
         stand_in = _COVERAGE_STAND_IN,
         sha256 = "cd14f1cb4559e4723e63b7e7b06d09fcc3bd7ba58d03f354cdff1439bd936a7d",
         urls = ["https://mirror.bazel.build/bazel_coverage_output_generator/releases/coverage_output_generator-v2.5.zip"],
+    )
+    _offline_or_pinned(
+        name = "platforms",
+        local_path = _DEBIAN_PLATFORMS,
+        builtin = "platforms",
     )
