@@ -23,9 +23,9 @@ import time
 
 import torch
 
-from experiments import runner
 from experiments.ablations import registry
 from experiments.gpt2_common import build_gpt2_step
+from experiments.options import RunOptions, pick_device
 from experiments.profiles import parse_steps, resolve
 from experiments.trainer import Trainer
 
@@ -56,8 +56,9 @@ def flops_per_token(model) -> float:
 
 
 def bench_step(step_id, profile, device, compile_flag, warmup, iters) -> dict:
-    built = build_gpt2_step(registry.step(step_id), profile, device, 0, compile_flag)
-    built.train_cfg.progress = False
+    compile_flag = profile.compile if compile_flag is None else compile_flag
+    opts = RunOptions.for_profile(profile, device, seed=0, compile=compile_flag, progress=False)
+    built = build_gpt2_step(registry.step(step_id), opts, device)
     tr = Trainer(
         model=built.model,
         optimizer=built.optimizer,
@@ -99,7 +100,7 @@ def main(argv=None) -> int:
     try:
         profile = resolve(args.profile)
         ids = parse_steps(args.steps, [str(i) for i in registry.step_ids()])
-        device = runner.pick_device(profile.device, args.gpu)
+        device = pick_device(profile.device, args.gpu)
     except (ValueError, RuntimeError) as e:
         print(f"bench_train: {e}", file=sys.stderr)
         return 2

@@ -10,10 +10,13 @@ import time
 import pytest
 import torch
 
-from experiments import gpt2_ratio_ablation, gpt2_variants, kvsplice_cache, pruning_matrix, runner
+from experiments import kvsplice_cache, options, pruning_matrix, runner
 from experiments.ablations import registry
 from experiments.ddp_check import BigramLM
-from experiments.gpt2_common import build_gpt2_step, step_config
+from experiments.gpt2_common import build_gpt2_step, main, step_config
+from experiments.gpt2_ratio_ablation import RATIO
+from experiments.gpt2_variants import VARIANTS
+from experiments.options import RunOptions
 from experiments.profiles import PROFILES, resolve
 from experiments.results import read_json, read_jsonl
 from experiments.trainer import TrainConfig
@@ -118,11 +121,11 @@ def test_sigkill_mid_step_then_rerun_completes_and_third_run_is_a_noop(tmp_path)
 
 
 def test_bad_profile_or_step_lists_the_valid_ones(capsys):
-    assert gpt2_ratio_ablation.main(["--profile", "tpu"]) == 2
+    assert main(RATIO, ["--profile", "tpu"]) == 2
     assert "valid profiles: cpu, w7900, a10g-x4, h100, b200-x4" in capsys.readouterr().err
-    assert gpt2_ratio_ablation.main(["--steps", "0,19"]) == 2
+    assert main(RATIO, ["--steps", "0,19"]) == 2
     assert "valid steps: 0, 1, 2" in capsys.readouterr().err
-    assert gpt2_variants.main(["--steps", "B,XYZ"]) == 2
+    assert main(VARIANTS, ["--steps", "B,XYZ"]) == 2
     assert "valid steps: B, RA, RALEARN, MLA" in capsys.readouterr().err
 
 
@@ -139,11 +142,12 @@ def test_every_step_reaches_its_model_and_gpu_profiles_train_124m():
         if p.device == "cuda":
             cfg = step_config(registry.step(0), p)
             assert (cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size) == (12, 12, 768, 1024)
-    b = build_gpt2_step(registry.step(1), resolve("cpu", iters=100), "cpu", 0, None)
+    opts = RunOptions.for_profile(resolve("cpu", iters=100), seed=0)
+    b = build_gpt2_step(registry.step(1), opts, "cpu")
     assert type(b.optimizer).__name__ == "AdamWPrune"
     assert b.info["pruning"]["target"] == 0.5 and b.info["pruning"]["ramp_end"] <= 100
-    mla = build_gpt2_step(registry.step(8), cpu, "cpu", 0, None)
-    base = build_gpt2_step(registry.step(0), cpu, "cpu", 0, None)
+    mla = build_gpt2_step(registry.step(8), RunOptions.for_profile(cpu, seed=0), "cpu")
+    base = build_gpt2_step(registry.step(0), RunOptions.for_profile(cpu, seed=0), "cpu")
     assert mla.info["kv_bytes_per_token"] < base.info["kv_bytes_per_token"] / 2
 
 
@@ -180,12 +184,13 @@ def test_failed_step_is_recorded_and_policy_applies(tmp_path, policy):
     import argparse
 
     ap = argparse.ArgumentParser()
-    runner.add_common_args(ap)
+    options.add_common_args(ap)
     args = ap.parse_args(
         ["--results-dir", str(tmp_path), "--run-id", "r", "--on-failure", policy, "--no-progress"]
     )
+    opts = options.resolve(args, ["a", "b", "c"])
     specs = [_spec("a", False), _spec("b", True), _spec("c", False)]
-    rc = runner.run_steps("failing", specs, args, {"x": 1}, {}, "cpu")
+    rc = runner.run_steps("failing", specs, opts, {"x": 1}, {})
     run = tmp_path / "failing" / "r"
     assert rc == 1
     assert (run / "steps" / "a" / "DONE").exists()
@@ -252,7 +257,8 @@ def test_kvsplice_cache_matches_theory(tmp_path, capsys):
 
 
 def test_kvsplice_transform_learns_in_training(tmp_path):
-    rc = gpt2_variants.main(
+    rc = main(
+        VARIANTS,
         [
             "--steps",
             "MLAKV",
@@ -263,7 +269,7 @@ def test_kvsplice_transform_learns_in_training(tmp_path):
             "--run-id",
             "v",
             "--no-progress",
-        ]
+        ],
     )
     assert rc == 0
     res = read_json(str(tmp_path / "gpt2_variants" / "v" / "steps" / "MLAKV" / "DONE"))

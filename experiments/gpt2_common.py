@@ -1,24 +1,30 @@
 """Shared by the GPT-2 experiments: a registry step or variant -> what the trainer trains.
 
 The model, its options, optimizer and pruning come from the ablation registry
-(experiments/ablations/steps.bzl via registry.py); the profile adds only size
-("tiny" or "real" dims), data and budget. Nothing here restates a step.
+(experiments/ablations/steps.bzl via registry.py); the run profile adds only
+size ("tiny" or "real" dims), data and budget. Nothing here restates a step.
+`main` is the one entry point of every GPT-2 run target: it resolves the
+RunOptions once (experiments/options.py) and hands them down.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
+import sys
+from collections.abc import Callable
 
 import torch
 
 from data.text import open_dataset
 from data.tokenizer import VOCAB_SIZE
+from experiments import options, runner
 from experiments.ablations import registry
+from experiments.options import RunOptions
 from experiments.profiles import REFERENCE_ITERS, Profile
 from experiments.runner import StepBuild
 from experiments.trainer import TrainConfig
-from models.gpt2 import zoo
 from models.gpt2.layers import KVSplice, cache_bytes
 from pruning.optimizers import make_optimizer
 
@@ -80,9 +86,9 @@ def kv_bytes_per_token(model, device: str, dtype: torch.dtype, tokens: int = KV_
     return cache_bytes(cache) / idx.shape[1]
 
 
-def train_config(
-    profile: Profile, device: str, seed: int, compile_flag: bool | None
-) -> TrainConfig:
+def train_config(opts: RunOptions, device: str) -> TrainConfig:
+    """The trainer's settings for every GPT-2 step of a run."""
+    profile = opts.profile
     return TrainConfig(
         max_iters=profile.max_iters,
         time_budget_s=profile.time_budget_s,
@@ -95,11 +101,16 @@ def train_config(
         eval_interval=profile.eval_interval,
         eval_iters=profile.eval_iters,
         log_interval=profile.log_interval,
-        checkpoint_interval=profile.checkpoint_interval,
+        checkpoint_interval=(
+            profile.checkpoint_interval
+            if opts.checkpoint_interval is None
+            else opts.checkpoint_interval
+        ),
         dtype=profile.dtype,
-        compile=profile.compile if compile_flag is None else compile_flag,
+        compile=opts.compile,
         device=device,
-        seed=seed,
+        seed=opts.seed,
+        progress=opts.progress,
         tokens_per_sample=profile.block_size,
     )
 
@@ -115,17 +126,13 @@ class SparsityHook:
 
 
 def build_gpt2_step(
-    step: registry.Step,
-    profile: Profile,
-    device: str,
-    seed: int,
-    compile_flag: bool | None,
-    data_dir: str | None = None,
+    step: registry.Step, opts: RunOptions, device: str, data_dir: str | None = None
 ) -> StepBuild:
+    profile = opts.profile
     cfg = step_config(step, profile)
-    tcfg = train_config(profile, device, seed, compile_flag)
-    torch.manual_seed(seed)
-    model = zoo.get_class(step.class_name)(cfg)
+    tcfg = train_config(opts, device)
+    torch.manual_seed(opts.seed)
+    model = registry.build_model(step, config=cfg)
     pruning = scaled_pruning(step.pruning, profile.max_iters)
     common = dict(lr=tcfg.lr, weight_decay=tcfg.weight_decay, betas=tcfg.betas)
     if pruning:
@@ -188,17 +195,18 @@ def registry_fingerprint() -> str:
     return hashlib.sha256(registry.STEPS_BZL.read_bytes()).hexdigest()
 
 
-def run_record(experiment: str, profile: Profile, seed: int, compile_flag) -> tuple[dict, dict]:
+def run_record(experiment: str, opts: RunOptions) -> tuple[dict, dict]:
     """(config, train_meta) of a GPT-2 run: what its manifest records.
 
     `config` is the resolved configuration the run id hashes; `train_meta` the
     fields tools/verify_runs compares before two runs may be put side by side.
     """
+    profile = opts.profile
     config = {
         "experiment": experiment,
         "profile": profile.to_dict(),
-        "seed": seed,
-        "compile": profile.compile if compile_flag is None else compile_flag,
+        "seed": opts.seed,
+        "compile": opts.compile,
         "registry_sha256": registry_fingerprint(),
     }
     train_meta = {
@@ -211,6 +219,48 @@ def run_record(experiment: str, profile: Profile, seed: int, compile_flag) -> tu
         "eval_protocol": f"{profile.eval_iters} batches of {profile.batch_size}x"
         f"{profile.block_size} every {profile.eval_interval} iters",
         "dtype": profile.dtype,
-        "seed": seed,
+        "seed": opts.seed,
     }
     return config, train_meta
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A GPT-2 run target: its name, its steps and how each becomes a registry Step."""
+
+    name: str
+    doc: str  # the target's module docstring: --help's text
+    step_names: Callable[[], list[str]]  # valid --steps values, in the default order
+    step: Callable[[str], registry.Step]  # a --steps value -> the Step it trains
+    dir_name: Callable[[str], str]  # a --steps value -> its directory under steps/
+    label: Callable[[registry.Step], str]  # what the step is, for tables
+    listing: Callable[[str, registry.Step, Profile], str]  # one --list line
+
+
+def main(experiment: Experiment, argv=None) -> int:
+    """Parses the common flags, resolves the RunOptions once, and runs the steps."""
+    ap = argparse.ArgumentParser(description=experiment.doc.splitlines()[0])
+    options.add_common_args(ap)
+    args = ap.parse_args(argv)
+    try:
+        valid = experiment.step_names()
+        opts = options.resolve(args, valid)
+    except (ValueError, RuntimeError) as e:
+        print(f"{experiment.name}: {e}", file=sys.stderr)
+        return 2
+    if opts.list_only:
+        for name in valid:
+            print(experiment.listing(name, experiment.step(name), opts.profile))
+        return 0
+    config, train_meta = run_record(experiment.name, opts)
+    specs = []
+    for name in opts.steps:
+        st = experiment.step(name)
+        specs.append(
+            runner.StepSpec(
+                name=experiment.dir_name(name),
+                label=experiment.label(st),
+                build=lambda device, st=st: build_gpt2_step(st, opts, device),
+            )
+        )
+    return runner.run_steps(experiment.name, specs, opts, config, train_meta)

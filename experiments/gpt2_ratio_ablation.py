@@ -13,13 +13,10 @@ resumes at the first step without DONE.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from experiments import runner
 from experiments.ablations import registry
-from experiments.gpt2_common import build_gpt2_step, run_record, step_config
-from experiments.profiles import parse_steps, resolve
+from experiments.gpt2_common import Experiment, main, step_config
 
 EXPERIMENT = "gpt2_ratio_ablation"
 
@@ -28,45 +25,20 @@ def step_name(step_id: int) -> str:
     return f"step{int(step_id):02d}"
 
 
-def make_specs(ids: list[str], profile, seed: int, compile_flag) -> list[runner.StepSpec]:
-    specs = []
-    for sid in ids:
-        st = registry.step(sid)
-        specs.append(
-            runner.StepSpec(
-                name=step_name(st.id),
-                label=f"{st.variant}: {st.doc}",
-                build=lambda device, st=st: build_gpt2_step(
-                    st, profile, device, seed, compile_flag
-                ),
-            )
-        )
-    return specs
+def _listing(sid, st, profile):
+    cfg = step_config(st, profile)
+    return f"{step_name(sid)}  {st.class_name:16s} mlp {cfg.mlp_dim:5d}  {st.doc}"
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    runner.add_common_args(ap)
-    args = ap.parse_args(argv)
-    try:
-        profile = resolve(args.profile, args.iters, args.time)
-        valid = [str(i) for i in registry.step_ids()]
-        ids = parse_steps(args.steps, valid)
-        device = runner.pick_device(profile.device, args.gpu, profile.gpus)
-    except (ValueError, RuntimeError) as e:
-        print(f"{EXPERIMENT}: {e}", file=sys.stderr)
-        return 2
-    if args.list:
-        for sid in valid:
-            st = registry.step(sid)
-            cfg = step_config(st, profile)
-            print(f"{step_name(sid)}  {st.class_name:16s} mlp {cfg.mlp_dim:5d}  {st.doc}")
-        return 0
-    compile_flag = args.compile
-    config, train_meta = run_record(EXPERIMENT, profile, args.seed, compile_flag)
-    specs = make_specs(ids, profile, args.seed, compile_flag)
-    return runner.run_steps(EXPERIMENT, specs, args, config, train_meta, device)
-
+RATIO = Experiment(
+    name=EXPERIMENT,
+    doc=__doc__,
+    step_names=lambda: [str(i) for i in registry.step_ids()],
+    step=registry.step,
+    dir_name=step_name,
+    label=lambda st: f"{st.variant}: {st.doc}",
+    listing=_listing,
+)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(RATIO))

@@ -12,48 +12,22 @@ results/gpt2_variants/<run_id>/ like the RATIO ablation's.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from experiments import runner
 from experiments.ablations import registry
-from experiments.gpt2_common import build_gpt2_step, run_record, variant_step
-from experiments.profiles import parse_steps, resolve
+from experiments.gpt2_common import Experiment, main, variant_step
 
 EXPERIMENT = "gpt2_variants"
 
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    runner.add_common_args(ap)
-    args = ap.parse_args(argv)
-    valid = list(registry.get().variants)
-    try:
-        profile = resolve(args.profile, args.iters, args.time)
-        prefixes = parse_steps(args.steps, valid)
-        device = runner.pick_device(profile.device, args.gpu, profile.gpus)
-    except (ValueError, RuntimeError) as e:
-        print(f"{EXPERIMENT}: {e}", file=sys.stderr)
-        return 2
-    if args.list:
-        for p in valid:
-            st = variant_step(p)
-            print(f"{p:9s} {st.class_name:16s} {st.doc}")
-        return 0
-    compile_flag = args.compile
-    config, train_meta = run_record(EXPERIMENT, profile, args.seed, compile_flag)
-    specs = [
-        runner.StepSpec(
-            name=p,
-            label=variant_step(p).doc,
-            build=lambda device, p=p: build_gpt2_step(
-                variant_step(p), profile, device, args.seed, compile_flag
-            ),
-        )
-        for p in prefixes
-    ]
-    return runner.run_steps(EXPERIMENT, specs, args, config, train_meta, device)
-
+VARIANTS = Experiment(
+    name=EXPERIMENT,
+    doc=__doc__,
+    step_names=lambda: list(registry.get().variants),
+    step=variant_step,
+    dir_name=lambda prefix: prefix,
+    label=lambda st: st.doc,
+    listing=lambda prefix, st, profile: f"{prefix:9s} {st.class_name:16s} {st.doc}",
+)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(VARIANTS))

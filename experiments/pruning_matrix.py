@@ -26,8 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data.vision import load_vision
-from experiments import plots, runner
-from experiments.profiles import resolve
+from experiments import options, plots, runner
+from experiments.options import RunOptions
 from experiments.trainer import TrainConfig
 from models.vision import zoo as vision_zoo
 from pruning import optimizers as popt
@@ -128,14 +128,15 @@ def cell_name(model, opt, method, s) -> str:
     return f"{model}-{opt}-{method}" + ("" if method == "none" else f"-{round(s * 100)}")
 
 
-def build_cell(model_name, opt_name, method, target, profile, device, seed, data_cache, iters=None):
+def build_cell(model_name, opt_name, method, target, opts: RunOptions, device, data_cache):
+    profile, seed = opts.profile, opts.seed
     kind = "cpu" if profile.device == "cpu" else "cuda"
     spec = VISION[kind][model_name]
     key = (spec["dataset"], spec["image_size"], spec["channels"])
     if key not in data_cache:
         data_cache[key] = load_vision(spec["dataset"], spec["image_size"], spec["channels"])
     data = data_cache[key]
-    iters = iters or spec["iters"]  # --iters overrides the model's own budget
+    iters = opts.iters or spec["iters"]  # --iters overrides the model's own budget
     torch.manual_seed(seed)
     net = vision_zoo.build(model_name, num_classes=data.num_classes, in_channels=spec["channels"])
     model = Classifier(net)
@@ -186,6 +187,8 @@ def build_cell(model_name, opt_name, method, target, profile, device, seed, data
         seed=seed,
         tokens_per_sample=1,
         grad_clip=0.0,
+        progress=opts.progress,
+        checkpoint_interval=opts.checkpoint_interval or 0,
     )
 
     @torch.no_grad()
@@ -247,9 +250,13 @@ def _plots(run, rows):
         )
 
 
+def _kind(profile) -> str:
+    return "cpu" if profile.device == "cpu" else "cuda"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    runner.add_common_args(ap)
+    options.add_common_args(ap)
     for k, v in DEFAULTS.items():
         ap.add_argument(f"--{k}", default=None, help=f"comma-separated (default {v})")
     args = ap.parse_args(argv)
@@ -258,20 +265,16 @@ def main(argv=None) -> int:
         if getattr(args, k) is None:
             setattr(args, k, v)
     try:
-        profile = resolve(args.profile, args.iters, args.time)
-        device = runner.pick_device(profile.device, args.gpu, profile.gpus)
-        kind = "cpu" if profile.device == "cpu" else "cuda"
-        all_cells = cells(args, kind)
-        names = [cell_name(*c) for c in all_cells]
-        if args.steps:
-            from experiments.profiles import parse_steps
-
-            keep = set(parse_steps(args.steps, names))
-            all_cells = [c for c in all_cells if cell_name(*c) in keep]
+        opts = options.resolve(
+            args, lambda profile: [cell_name(*c) for c in cells(args, _kind(profile))]
+        )
     except (ValueError, RuntimeError) as e:
         print(f"{EXPERIMENT}: {e}", file=sys.stderr)
         return 2
-    if args.list:
+    profile, kind = opts.profile, _kind(opts.profile)
+    chosen = set(opts.steps)
+    all_cells = [c for c in cells(args, kind) if cell_name(*c) in chosen]
+    if opts.list_only:
         print("\n".join(cell_name(*c) for c in all_cells))
         return 0
     data_cache: dict = {}
@@ -279,37 +282,34 @@ def main(argv=None) -> int:
         runner.StepSpec(
             name=cell_name(*c),
             label=f"{c[0]} {c[1]} {c[2]}" + ("" if c[2] == "none" else f" {c[3]:.0%}"),
-            build=lambda device, c=c: build_cell(
-                *c, profile, device, args.seed, data_cache, args.iters
-            ),
+            build=lambda device, c=c: build_cell(*c, opts, device, data_cache),
         )
         for c in all_cells
     ]
     config = {
         "experiment": EXPERIMENT,
         "profile": profile.to_dict(),
-        "seed": args.seed,
+        "seed": opts.seed,
         "vision": VISION[kind],
         "lr": LR,
         "matrix": {k: getattr(args, k) for k in DEFAULTS},
     }
     train_meta = {
         "effective_batch_tokens": None,
-        "max_iters": args.iters,
+        "max_iters": opts.iters,
         "time_budget_s": profile.time_budget_s,
         "compile": False,
         "dataset": ",".join(sorted({VISION[kind][m]["dataset"] for m in VISION[kind]})),
         "eval_protocol": "full test set accuracy at the end",
         "dtype": profile.dtype,
-        "seed": args.seed,
+        "seed": opts.seed,
     }
     return runner.run_steps(
         EXPERIMENT,
         specs,
-        args,
+        opts,
         config,
         train_meta,
-        device,
         summary_columns=COLUMNS,
         extra_plots=_plots,
     )

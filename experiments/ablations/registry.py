@@ -142,13 +142,17 @@ class Registry:
             tiny["ra_band"] = max(8, cfg.ra_band * TINY["block_size"] // cfg.block_size)
         return cfg.with_options(**tiny)
 
-    def build_model(self, step_or_id, dims="real"):
-        """The model a step builds (on the current default device)."""
+    def build_model(self, step_or_id, dims="real", config=None):
+        """The model a step builds (on the current default device).
+
+        `config`, when given, is the step's GPT2Config as a run resolved it
+        (experiments/gpt2_common.py: the run profile's block size and vocabulary).
+        """
         from models.gpt2 import zoo
 
         s = step_or_id if isinstance(step_or_id, Step) else self.step(step_or_id)
         try:
-            return zoo.get_class(s.class_name)(self.config(s, dims))
+            return zoo.get_class(s.class_name)(config or self.config(s, dims))
         except ValueError as e:
             raise StepError(f"RATIO step {s.id} in {self.path.name} is invalid: {e}") from e
 
@@ -170,8 +174,8 @@ def config(step_obj, dims="real"):
     return get().config(step_obj, dims)
 
 
-def build_model(step_or_id, dims="real"):
-    return get().build_model(step_or_id, dims)
+def build_model(step_or_id, dims="real", config=None):
+    return get().build_model(step_or_id, dims, config)
 
 
 def mlp_width(step_obj):

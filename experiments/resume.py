@@ -1,0 +1,55 @@
+"""Opening a run's result directory: a new run, or the same run resumed.
+
+The default run id is `<profile>-<hash of the resolved config>`: the same
+command lands in the same directory and resumes there, and a changed setting
+(say --iters) starts a new run instead of mixing two configurations. A
+resumed run's manifest gains one entry per invocation.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+
+from experiments import manifest as manifest_mod
+from experiments.options import RunOptions
+from experiments.results import RunDir, atomic_write_json, read_json
+
+
+class ConfigMismatch(Exception):
+    """The run directory was made with another configuration."""
+
+
+def run_dir(experiment: str, opts: RunOptions, config: dict) -> RunDir:
+    """The run's directory under --results-dir (default: <workspace>/results)."""
+    run_id = opts.run_id or f"{opts.profile.name}-{manifest_mod.config_hash(config)[:8]}"
+    root = opts.results_dir or os.path.join(manifest_mod.workspace_dir(), "results")
+    return RunDir(os.path.join(root, experiment, run_id))
+
+
+def record_invocation(run: RunDir, experiment, config, train_meta, device, world, steps, log):
+    """Writes manifest.json for a new run, or appends this invocation to a resumed one."""
+    mpath = run.path("manifest.json")
+    run_id = os.path.basename(run.root)
+    existing = read_json(mpath)
+    if existing is None:
+        m = manifest_mod.build_manifest(experiment, run_id, config, train_meta, device, world)
+        m["invocations"] = [{"time": m["created"], "git": m["git"], "steps": steps}]
+        atomic_write_json(mpath, m)
+        return
+    if existing.get("config_sha256") != manifest_mod.config_hash(config):
+        raise ConfigMismatch(f"{mpath} was made with another configuration; use another --run-id")
+    git = manifest_mod.git_state()
+    if git.get("commit") != existing.get("git", {}).get("commit"):
+        log(
+            f"note: resuming a run started at commit {existing['git'].get('commit')} "
+            f"from commit {git.get('commit')}; manifest.json records both"
+        )
+    existing.setdefault("invocations", []).append(
+        {
+            "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "git": git,
+            "steps": steps,
+        }
+    )
+    atomic_write_json(mpath, existing)
