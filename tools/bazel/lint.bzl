@@ -19,6 +19,13 @@ def lint_test(name = "lint", extra_srcs = []):
     # bazel-* are the convenience symlinks in the workspace root.
     bazel_files = native.glob(_BAZEL_FILES, exclude = ["bazel-*/**"], allow_empty = True)
     py_files = native.glob(["*.py", "**/*.py"], exclude = ["bazel-*/**"], allow_empty = True)
+
+    # The package's Bazel files, for //tools:architecture_test (visibility by layer).
+    native.filegroup(
+        name = "bazel_files",
+        srcs = bazel_files,
+        visibility = ["//tools:__pkg__"],
+    )
     native.py_test(
         name = name,
         srcs = ["//tools/bazel:lint_main.py"],
