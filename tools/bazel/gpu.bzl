@@ -80,12 +80,12 @@ gpu_flag = rule(
 
 def gpu_flag_settings(name):
     """Declares the flag `name` and one config_setting `<name>_<value>` per accepted value."""
-    gpu_flag(name = name, build_setting_default = "all", visibility = ["//visibility:public"])
+    gpu_flag(name = name, build_setting_default = "all", visibility = ["//:workspace"])
     for value in GPU_FLAG_VALUES:
         native.config_setting(
             name = "%s_%s" % (name, value),
             flag_values = {":" + name: value},
-            visibility = ["//visibility:public"],
+            visibility = ["//:workspace"],
         )
 
 def _flag_label(value):
