@@ -127,18 +127,14 @@ def resolve(args: argparse.Namespace, valid_steps) -> RunOptions:
     if callable(valid_steps):
         valid_steps = valid_steps(profile)
     steps = parse_steps(args.steps, valid_steps)
-    return RunOptions(
-        profile=profile,
-        iters=args.iters,
+    same_name = ("iters", "seed", "checkpoint_interval", "run_id", "results_dir", "tracker")
+    return RunOptions.for_profile(
+        profile,
+        device,
         steps=tuple(steps),
-        device=device,
-        seed=args.seed,
         compile=profile.compile if args.compile is None else args.compile,
         progress=not args.no_progress,
-        checkpoint_interval=args.checkpoint_interval,
-        run_id=args.run_id,
-        results_dir=args.results_dir,
-        tracker=args.tracker,
         on_failure=args.on_failure,
         list_only=args.list,
+        **{name: getattr(args, name) for name in same_name},
     )
