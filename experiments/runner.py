@@ -120,6 +120,18 @@ def _train_step(spec: StepSpec, run: RunDir, device: str, info: DistInfo, tracke
         return False
 
 
+def _tracker(experiment: str, opts: RunOptions, run: RunDir, config: dict, log):
+    return make_tracker(
+        opts.tracker,
+        project=f"knlp-{experiment}",
+        run_name=os.path.basename(run.root),
+        config=config,
+        directory=run.path("tracking"),
+        group=experiment,
+        say=log,
+    )
+
+
 def run_steps(
     experiment: str,
     steps: list[StepSpec],
@@ -143,17 +155,7 @@ def run_steps(
             log(f"error: {e}")
             return 2
     log(f"{experiment}: results in {run.root}")
-    tracker = None
-    if info.is_main:
-        tracker = make_tracker(
-            opts.tracker,
-            project=f"knlp-{experiment}",
-            run_name=os.path.basename(run.root),
-            config=config,
-            directory=run.path("tracking"),
-            group=experiment,
-            say=log,
-        )
+    tracker = _tracker(experiment, opts, run, config, log) if info.is_main else None
     if all(run.is_done(s.name) for s in steps):
         log(f"all {len(steps)} selected steps are DONE; nothing to train")
     status = 0
