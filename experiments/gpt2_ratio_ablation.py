@@ -20,6 +20,7 @@ from experiments import runner
 from experiments.ablations import registry
 from experiments.gpt2_common import build_gpt2_step, run_record, step_config
 from experiments.profiles import parse_steps, resolve
+from experiments.results import exit_on_results_error
 
 EXPERIMENT = "gpt2_ratio_ablation"
 
@@ -69,4 +70,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_on_results_error(main))

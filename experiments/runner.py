@@ -29,7 +29,14 @@ import torch
 from experiments import manifest as manifest_mod
 from experiments import plots
 from experiments.profiles import DEFAULT_PROFILE, PROFILES
-from experiments.results import RunDir, atomic_write_json, atomic_write_text, read_json, read_jsonl
+from experiments.results import (
+    ResultsError,
+    RunDir,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    read_jsonl,
+)
 from experiments.tracking import TRACKERS, make_tracker
 from experiments.trainer import DistInfo, TrainConfig, Trainer, TrainingFailure, setup_distributed
 
@@ -145,7 +152,11 @@ def run_steps(
     info, device = setup_distributed(device)
     cfg_hash = manifest_mod.config_hash(config)[:8]
     run_id = args.run_id or f"{args.profile}-{cfg_hash}"
-    run = RunDir(os.path.join(_results_root(args), experiment, run_id))
+    run = RunDir(
+        os.path.join(_results_root(args), experiment, run_id),
+        rerun_command=f"bazel run //experiments:{experiment} -- --profile {args.profile} "
+        f"--run-id {run_id} --steps {{step}}",
+    )
     log = Logger(run.path("logs", "run.log"), enabled=info.is_main)
     mpath = run.path("manifest.json")
     if info.is_main:
@@ -190,6 +201,8 @@ def run_steps(
         if info.is_main
         else None
     )
+    for s in steps:
+        run.done_result(s.name)  # a damaged DONE step stops the run (ResultsError)
     pending = [s for s in steps if not run.is_done(s.name)]
     if not pending:
         log(f"all {len(steps)} selected steps are DONE; nothing to train")
@@ -234,6 +247,8 @@ def run_steps(
                 if result.get("first_loss") is not None
                 else f"{spec.name}: done in {result['step_wall_s']:.1f} s"
             )
+        except ResultsError:
+            raise  # a results file cannot be written or read: not the step's fault
         except (TrainingFailure, Exception) as e:  # noqa: BLE001
             reason = (
                 e.reason
