@@ -333,24 +333,26 @@ class _VerifyHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _reply(self, code, message=""):
+        # nginx speaks HTTP/1.0 to its upstream: one request per connection.
+        self.close_connection = True
         body = (message + "\n").encode() if message else b""
         self.send_response(code)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        if body:
+            self.wfile.write(body)
 
     def do_PUT(self):  # noqa: N802 (http.server's naming)
         length = self.headers.get("Content-Length")
         if length is None or not length.isdigit():
-            self.close_connection = True
             return self._reply(411, "Content-Length required")
         try:
             new = store(
                 self.server.data_dir, self.path, self.server.prefix, self.rfile, int(length)
             )
         except CacheError as e:
-            self.close_connection = True
             return self._reply(400, str(e))
         self._reply(201 if new else 204)
 
@@ -371,6 +373,12 @@ class _VerifyHandler(http.server.BaseHTTPRequestHandler):
 
 class _VerifyServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # nginx may close its end once it has the status line; the entry is
+        # already stored or refused by then, so that is not an error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _socket_path(run_dir):
