@@ -119,9 +119,13 @@ def test_full_disk_during_a_run_exits_2_and_keeps_finished_steps(tmp_path, monke
     run = tmp_path / "integrity" / "r"
     done_a = (run / "steps" / "a" / "DONE").read_bytes()
     real_fsync = os.fsync
-    monkeypatch.setattr(
-        results.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space"))
-    )
+
+    def fsync(fd):  # the disk fills up while step b writes its metrics
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("b/metrics.jsonl"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(results.os, "fsync", fsync)
     capsys.readouterr()
     assert _run(tmp_path, steps=("a", "b")) == 2
     monkeypatch.setattr(results.os, "fsync", real_fsync)
