@@ -13,27 +13,23 @@ from experiments.ddp_check import BigramLM
 from experiments.results import ResultsError, RunDir, atomic_write_json, read_json
 from experiments.trainer import TrainConfig, Trainer
 
+# Four iterations of a tiny bigram model on one fixed batch: seconds on a CPU.
+TINY = dict(max_iters=4, batch_size=2, eval_interval=4, eval_iters=1, tokens_per_sample=8)
+
+
+def _build(device):
+    model = BigramLM(vocab=64, dim=8)
+    batch = torch.randint(0, 64, (2, 9))
+    return runner.StepBuild(
+        model=model,
+        optimizer=torch.optim.AdamW(model.parameters(), lr=1e-2),
+        get_batch=lambda split, g: (batch[:, :8], batch[:, 1:]),
+        train_cfg=TrainConfig(progress=False, **TINY),
+    )
+
 
 def _spec(name):
-    def build(device):
-        model = BigramLM(vocab=64, dim=8)
-        cfg = TrainConfig(
-            max_iters=4,
-            batch_size=2,
-            eval_interval=4,
-            eval_iters=1,
-            progress=False,
-            tokens_per_sample=8,
-        )
-        x = torch.randint(0, 64, (2, 9))
-        return runner.StepBuild(
-            model=model,
-            optimizer=torch.optim.AdamW(model.parameters(), lr=1e-2),
-            get_batch=lambda split, g: (x[:, :8], x[:, 1:]),
-            train_cfg=cfg,
-        )
-
-    return runner.StepSpec(name=name, label=name, build=build)
+    return runner.StepSpec(name=name, label=name, build=_build)
 
 
 def _error_line(capsys):
