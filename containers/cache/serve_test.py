@@ -301,6 +301,10 @@ def test_stale_pid_file_is_replaced_and_a_live_one_refused(tmp_path):
     pid_file.write_text(f"{os.getpid()}\n")  # its pid now belongs to another program
     with serve.CacheServer(tmp_path, users={"writer": "pw"}) as cache:
         assert _wait_for(lambda: pid_file.read_text().strip() == str(cache.proc.pid))
-        with pytest.raises(serve.CacheError, match=f"an nginx \\(pid {cache.proc.pid}\\)"):
-            serve.CacheServer(tmp_path, users={"writer": "pw"}).start()
+        second = serve.CacheServer(tmp_path, users={"writer": "pw"})
+        try:
+            with pytest.raises(serve.CacheError, match=f"an nginx \\(pid {cache.proc.pid}\\)"):
+                second.start()
+        finally:
+            second.stop()  # if the refusal is broken, the second nginx must not outlive us
         assert _status("GET", f"{cache.url}/cas/{'0' * 64}")[0] == 404  # still serving
