@@ -17,6 +17,7 @@ import sys
 
 from experiments.ablations import registry
 from experiments.gpt2_common import Experiment, main, step_config
+from experiments.results import exit_on_results_error
 
 EXPERIMENT = "gpt2_ratio_ablation"
 
@@ -41,4 +42,4 @@ RATIO = Experiment(
 )
 
 if __name__ == "__main__":
-    sys.exit(main(RATIO))
+    sys.exit(exit_on_results_error(lambda: main(RATIO)))

@@ -16,6 +16,7 @@ import sys
 
 from experiments.ablations import registry
 from experiments.gpt2_common import Experiment, main, variant_step
+from experiments.results import exit_on_results_error
 
 EXPERIMENT = "gpt2_variants"
 
@@ -30,4 +31,4 @@ VARIANTS = Experiment(
 )
 
 if __name__ == "__main__":
-    sys.exit(main(VARIANTS))
+    sys.exit(exit_on_results_error(lambda: main(VARIANTS)))

@@ -30,7 +30,12 @@ import torch
 
 from experiments import manifest as manifest_mod
 from experiments import plots
-from experiments.results import RunDir, atomic_write_json, atomic_write_text
+from experiments.results import (
+    RunDir,
+    atomic_write_json,
+    atomic_write_text,
+    exit_on_results_error,
+)
 from models.gpt2 import zoo
 from models.gpt2.config import preset
 from models.gpt2.layers import cache_bytes
@@ -233,4 +238,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_on_results_error(main))

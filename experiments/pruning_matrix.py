@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from data.vision import load_vision
 from experiments import options, plots, runner
 from experiments.options import RunOptions
+from experiments.results import exit_on_results_error
 from experiments.trainer import TrainConfig
 from models.vision import zoo as vision_zoo
 from pruning import optimizers as popt
@@ -316,4 +317,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_on_results_error(main))

@@ -16,14 +16,59 @@ and moved into place with os.replace, so a reader sees the old file or the new
 one, never half of one. JSONL lines are appended, flushed and fsynced one at a
 time; a line torn by a kill is dropped on read and repaired before the next
 append, so a resumed step never writes after a broken line.
+
+DONE also records the sha256 and line count of the step's metrics.jsonl; a
+step whose file no longer matches is damaged, and reading its result raises
+ResultsError, as do corrupt JSON and a write that fails for lack of space or
+permission. Its message is one line that names the file (and the step, with
+the command that reruns it); `exit_on_results_error` turns it into exit 2.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import math
 import os
+import sys
 import tempfile
+from collections.abc import Callable
+
+
+class ResultsError(Exception):
+    """A result file that is damaged or cannot be written; the message says which."""
+
+
+# Write failures the user can fix (space, quota, permissions): one line, not a traceback.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _write_failed(path: str, e: OSError) -> ResultsError:
+    return ResultsError(
+        f"cannot write {path}: {e.strerror}. Nothing already written was lost (a file being "
+        "replaced keeps its old content); free space or fix permissions, then run the same "
+        "command again: finished steps are kept"
+    )
+
+
+def exit_on_results_error(main: Callable[[], int]) -> int:
+    """Runs `main`; a ResultsError becomes one line on stderr and exit status 2."""
+    try:
+        return main()
+    except ResultsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def file_record(path: str) -> dict:
+    """sha256 and line count of a file, as DONE records them."""
+    digest, lines = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+            lines += block.count(b"\n")
+    return {"sha256": digest.hexdigest(), "lines": lines}
 
 
 def _fsync_dir(path: str) -> None:
@@ -42,16 +87,19 @@ def _fsync_dir(path: str) -> None:
 def atomic_write_bytes(path: str, data: bytes) -> None:
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in _WRITE_ERRNOS:
+            raise _write_failed(path, e) from None
         raise
     _fsync_dir(d)
 
@@ -93,8 +141,14 @@ def atomic_write_json(path: str, obj) -> None:
 def read_json(path: str, default=None):
     if not os.path.exists(path):
         return default
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f" at line {e.lineno} column {e.colno}" if hasattr(e, "lineno") else ""
+        raise ResultsError(
+            f"{path}: corrupt JSON{where}; restore it, or delete it and rerun to write it again"
+        ) from None
 
 
 def read_jsonl(path: str) -> list[dict]:
@@ -113,7 +167,7 @@ def read_jsonl(path: str) -> list[dict]:
         except json.JSONDecodeError:
             if i == len(lines) - 1:  # the unterminated last line
                 break
-            raise ValueError(f"{path}:{i + 1}: corrupt JSONL line (not the last one)") from None
+            raise ResultsError(f"{path}:{i + 1}: corrupt JSONL line (not the last one)") from None
     return records
 
 
@@ -140,12 +194,23 @@ class JsonlWriter:
                     if f.read(1) != b"\n":
                         repair_jsonl(path)
         self.path = path
-        self._f = open(path, "a", encoding="utf-8")
+        try:
+            self._f = open(path, "a", encoding="utf-8")
+        except OSError as e:
+            if e.errno in _WRITE_ERRNOS:
+                raise _write_failed(path, e) from None
+            raise
 
     def write(self, record: dict) -> None:
-        self._f.write(dumps(record) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        """Appends one line; a failed write leaves at most a torn last line, dropped on read."""
+        try:
+            self._f.write(dumps(record) + "\n")
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError as e:
+            if e.errno in _WRITE_ERRNOS:
+                raise _write_failed(self.path, e) from None
+            raise
 
     def close(self) -> None:
         if not self._f.closed:
@@ -159,11 +224,16 @@ class JsonlWriter:
 
 
 class RunDir:
-    """One run's result directory and its per-step DONE/FAILED state."""
+    """One run's result directory and its per-step DONE/FAILED state.
 
-    def __init__(self, root: str):
+    `rerun_command`, with `{step}` in it, is the command that reruns one step;
+    error messages about a damaged step quote it.
+    """
+
+    def __init__(self, root: str, rerun_command: str | None = None):
         self.root = os.path.abspath(root)
-        for sub in ("steps", "json", "plots", "logs"):
+        self.rerun_command = rerun_command
+        for sub in ("steps", "plots", "logs"):
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
 
     def path(self, *parts: str) -> str:
@@ -187,20 +257,45 @@ class RunDir:
         return os.path.exists(self.path("steps", step, "DONE"))
 
     def done_result(self, step: str) -> dict | None:
-        return read_json(self.path("steps", step, "DONE"))
+        """DONE's result, after checking the files it records; ResultsError if damaged."""
+        done = read_json(self.path("steps", step, "DONE"))
+        if done is None:
+            return None
+        for name, want in done.get("integrity", {}).items():
+            path = self.path("steps", step, name)
+            got = file_record(path) if os.path.exists(path) else None
+            if got != want:
+                found = f"{got['lines']} lines, sha256 {got['sha256'][:12]}" if got else "missing"
+                raise ResultsError(
+                    f"step {step} is damaged: {path} is {found}, but DONE recorded "
+                    f"{want['lines']} lines, sha256 {want['sha256'][:12]}. Rerun the step: "
+                    f"{self.rerun_hint(step)}"
+                )
+        return {k: v for k, v in done.items() if k != "integrity"}
+
+    def rerun_hint(self, step: str) -> str:
+        clear = f"rm -r {self.path('steps', step)}"
+        command = (self.rerun_command or "the same command with --steps {step}").format(step=step)
+        return f"{clear} && {command}"
 
     def failure(self, step: str) -> dict | None:
         return read_json(self.path("steps", step, "FAILED"))
 
     def mark_done(self, step: str, result: dict) -> None:
-        """DONE last: DONE means everything else is in place."""
+        """DONE last: DONE means everything else is in place.
+
+        DONE holds the result and, under "integrity", the sha256 and line count of
+        the step's metrics.jsonl, which done_result checks on every read.
+        """
+        metrics = self.path("steps", step, "metrics.jsonl")
+        files = {"metrics.jsonl": file_record(metrics)} if os.path.exists(metrics) else {}
         failed = self.path("steps", step, "FAILED")
         if os.path.exists(failed):
             os.unlink(failed)
         ckpt = self.checkpoint_path(step)
         if os.path.exists(ckpt):
             os.unlink(ckpt)
-        atomic_write_json(self.path("steps", step, "DONE"), result)
+        atomic_write_json(self.path("steps", step, "DONE"), {**result, "integrity": files})
 
     def mark_failed(self, step: str, reason: str, detail: dict | None = None) -> None:
         atomic_write_json(self.path("steps", step, "FAILED"), {"reason": reason, **(detail or {})})

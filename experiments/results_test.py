@@ -8,6 +8,7 @@ import pytest
 from experiments import profiles
 from experiments.results import (
     JsonlWriter,
+    ResultsError,
     RunDir,
     atomic_write_json,
     read_json,
@@ -41,7 +42,7 @@ def test_torn_last_line_is_dropped_and_repaired(tmp_path):
     with open(p, "a") as f:
         f.write("garbage\n")
         f.write('{"iter": 9}\n')
-    with pytest.raises(ValueError, match="corrupt JSONL line"):
+    with pytest.raises(ResultsError, match="m.jsonl:3: corrupt JSONL line"):
         read_jsonl(p)
 
 

@@ -24,7 +24,11 @@ def run_dir(experiment: str, opts: RunOptions, config: dict) -> RunDir:
     """The run's directory under --results-dir (default: <workspace>/results)."""
     run_id = opts.run_id or f"{opts.profile.name}-{manifest_mod.config_hash(config)[:8]}"
     root = opts.results_dir or os.path.join(manifest_mod.workspace_dir(), "results")
-    return RunDir(os.path.join(root, experiment, run_id))
+    rerun = (
+        f"bazel run //experiments:{experiment} -- --profile {opts.profile.name} "
+        f"--run-id {run_id} --steps {{step}}"
+    )
+    return RunDir(os.path.join(root, experiment, run_id), rerun_command=rerun)
 
 
 def record_invocation(run: RunDir, experiment, config, train_meta, device, world, steps, log):

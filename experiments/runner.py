@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 from experiments.options import RunOptions
-from experiments.results import RunDir
+from experiments.results import ResultsError, RunDir
 from experiments.resume import ConfigMismatch, record_invocation, run_dir
 from experiments.summary import write_summary
 from experiments.tracking import make_tracker
@@ -108,6 +108,8 @@ def _train_step(spec: StepSpec, run: RunDir, device: str, info: DistInfo, tracke
             else f"{spec.name}: done in {result['step_wall_s']:.1f} s"
         )
         return True
+    except ResultsError:
+        raise  # a results file cannot be written or read: not the step's fault
     except (TrainingFailure, Exception) as e:  # noqa: BLE001
         reason = _failure_reason(e)
         if info.is_main:
@@ -156,6 +158,8 @@ def run_steps(
             return 2
     log(f"{experiment}: results in {run.root}")
     tracker = _tracker(experiment, opts, run, config, log) if info.is_main else None
+    for s in steps:
+        run.done_result(s.name)  # a damaged DONE step stops the run (ResultsError)
     if all(run.is_done(s.name) for s in steps):
         log(f"all {len(steps)} selected steps are DONE; nothing to train")
     status = 0

@@ -216,6 +216,7 @@ class Trainer:
         if not self.checkpoint_path or not os.path.exists(self.checkpoint_path):
             if self.metrics_path and self.dist_info.is_main and os.path.exists(self.metrics_path):
                 os.unlink(self.metrics_path)  # no checkpoint: the step starts over
+                self.log(f"[{self.step_name}] no checkpoint yet, restarting step")
             return False
         state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
         self.raw_model.load_state_dict(state["model"])

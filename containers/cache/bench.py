@@ -9,8 +9,10 @@ themselves run Bazel) cold in A with `--config=remote-cache-write`, then in B,
 with its own output base, with the read-only `--config=remote-cache`. It prints
 each run and the medians: A's time, B's time, their ratio, B's remote-cache hit
 ratio and how many of B's tests were reported cached. Both checkouts share the
-machine's content-addressed Python venv (/var/tmp/knlp) and Bazel's repository
-cache, as a second checkout on one machine would; everything else is cold.
+caller's content-addressed Python venv (its venv root, tools/bazel/venv.py,
+passed as KNLP_VENV_ROOT since each nested Bazel has its own HOME) and Bazel's
+repository cache, as a second checkout on one machine would; everything else is
+cold.
 """
 
 import argparse
@@ -25,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from containers.cache import nested, serve
+from tools.bazel import venv
 
 GATE = ["//...", "--test_tag_filters=-gpu,-nested_bazel", "--color=no", "--curses=no"]
 GATE += ["--noshow_progress", "--test_summary=short"]
@@ -55,7 +58,8 @@ def checkout(root, files, dest, cache_url, credentials=None):
 
 def one_round(root, files, work, repository_cache):
     credentials = ("bench", secrets.token_urlsafe(16))
-    extra = [f"--repository_cache={repository_cache}"] if repository_cache else []
+    extra = [f"--repo_env=KNLP_VENV_ROOT={venv.default_root()}"]
+    extra += [f"--repository_cache={repository_cache}"] if repository_cache else []
     with serve.CacheServer(work / "cache", users={credentials[0]: credentials[1]}) as cache:
         a = checkout(root, files, work / "a" / "knlp", cache.url, credentials)
         b = checkout(root, files, work / "elsewhere" / "b" / "knlp", cache.url)

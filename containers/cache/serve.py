@@ -3,11 +3,16 @@
     serve.py config --listen 0.0.0.0:9092 --root /srv/knlp-cache > nginx.conf
     serve.py htpasswd USER >> /srv/knlp-cache/htpasswd      (password on stdin)
     serve.py run --root DIR --listen 127.0.0.1:9092         (foreground; Ctrl-C stops)
+    serve.py run ... --tls-cert CERT.pem --tls-key KEY.pem  (HTTPS only)
 
 One directory (`--root`) holds everything a server owns: `data/` (the cache
 entries, under `data/<prefix>/ac/` and `data/<prefix>/cas/`), `run/` (pid file,
-nginx temp files), `log/` and `htpasswd`. Reads are anonymous; writes need a
-user from `htpasswd` (containers/cache/README section in containers/README.md).
+nginx temp files, the verifier's socket), `log/` and `htpasswd`. Reads are
+anonymous and served by nginx from disk; writes need a user from `htpasswd`
+(SHA-512 crypt lines) and nginx hands them to the verifier in this process,
+which stores a body only if it is what its name says: a `cas/` body whose
+sha256 is its name, an `ac/` body that parses as a Bazel `ActionResult`
+(containers/README.md, "The shared cache").
 
 The integration test and the benchmark use `CacheServer`, which starts nginx as
 the current user in the foreground and stops it when the `with` block ends.
@@ -18,21 +23,40 @@ import base64
 import getpass
 import grp
 import hashlib
+import http.server
 import os
 import pwd
 import re
-import secrets
 import shutil
+import signal
 import socket
+import socketserver
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+import warnings
 from pathlib import Path
+
+with warnings.catch_warnings():
+    # `crypt` leaves the standard library in Python 3.13; knlp pins 3.11, and
+    # it is the same libcrypt crypt() that nginx checks passwords with.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt
 
 TEMPLATE = Path(__file__).with_name("nginx.conf.in")
 PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 LISTEN_RE = re.compile(r"^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 DEFAULT_PREFIX = "knlp"
+KINDS = ("ac", "cas")
+HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+# SHA-512 crypt rounds for new htpasswd lines. nginx runs crypt() on every
+# authenticated request, so this is paid per upload: 5000 (glibc's default)
+# costs about 1.5 ms here, 50000 about 70 ms.
+HTPASSWD_ROUNDS = 5000
+# htpasswd schemes nginx reads that are cheap to brute-force from a leaked file.
+WEAK_SCHEMES = ("{SSHA}", "{SHA}", "{PLAIN}")
 
 
 class CacheError(Exception):
@@ -59,8 +83,26 @@ def check_prefix(prefix):
     return prefix
 
 
-def render_config(listen, root, prefix=DEFAULT_PREFIX, workers=1):
-    """The nginx.conf text for a server that owns directory `root`."""
+def check_tls(cert, key):
+    """(cert, key) as resolved paths, or None for plain HTTP; both or neither."""
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise CacheError("TLS needs both --tls-cert and --tls-key")
+    paths = []
+    for flag, value in (("--tls-cert", cert), ("--tls-key", key)):
+        if not Path(value).is_file():
+            raise CacheError(f"{flag} {value}: no such file; expected a PEM file")
+        paths.append(Path(value).resolve())
+    return tuple(paths)
+
+
+def render_config(listen, root, prefix=DEFAULT_PREFIX, workers=1, tls=None, verify_socket=None):
+    """The nginx.conf text for a server that owns directory `root`.
+
+    `tls` is (cert, key) from check_tls, or None; `verify_socket` is the Unix
+    socket of the write verifier (default `root/run/verify.sock`).
+    """
     root = Path(root).resolve()
     user_line = ""
     if os.geteuid() == 0:
@@ -77,6 +119,13 @@ def render_config(listen, root, prefix=DEFAULT_PREFIX, workers=1):
         "PREFIX": check_prefix(prefix),
         "DATA_DIR": str(root / "data"),
         "HTPASSWD": str(root / "htpasswd"),
+        "VERIFY_SOCKET": str(verify_socket or root / "run" / "verify.sock"),
+        "TLS_LISTEN": " ssl" if tls else "",
+        "TLS_LINES": (
+            f"        ssl_certificate {tls[0]};\n        ssl_certificate_key {tls[1]};\n"
+            if tls
+            else ""
+        ),
     }
     text = TEMPLATE.read_text()
     for key, value in fields.items():
@@ -88,14 +137,23 @@ def render_config(listen, root, prefix=DEFAULT_PREFIX, workers=1):
 
 
 def htpasswd_line(user, password, salt=None):
-    """An htpasswd line in nginx's salted-SHA1 scheme ({SSHA}), no external tool needed."""
+    """An htpasswd line in SHA-512 crypt (`$6$`), which nginx checks with crypt()."""
     if not user or ":" in user:
         raise CacheError(f"bad user name {user!r}; it must be non-empty and contain no ':'")
     if not password:
         raise CacheError("empty password")
-    salt = salt if salt is not None else secrets.token_bytes(8)
-    digest = hashlib.sha1(password.encode() + salt).digest()
-    return f"{user}:{{SSHA}}{base64.b64encode(digest + salt).decode()}\n"
+    salt = salt or crypt.mksalt(crypt.METHOD_SHA512, rounds=HTPASSWD_ROUNDS)
+    return f"{user}:{crypt.crypt(password, salt)}\n"
+
+
+def weak_htpasswd_users(path):
+    """Users whose htpasswd line uses a scheme in WEAK_SCHEMES (old {SSHA} lines)."""
+    weak = []
+    for line in Path(path).read_text().splitlines():
+        user, _, hashed = line.partition(":")
+        if hashed.startswith(WEAK_SCHEMES):
+            weak.append(user)
+    return weak
 
 
 def basic_auth_header(user, password):
@@ -123,6 +181,228 @@ def _wait_listening(host, port, proc, timeout):
     return False
 
 
+# -- what a write must be -----------------------------------------------------
+#
+# An `ac/` entry is a serialized build.bazel.remote.execution.v2.ActionResult.
+# The schemas below name, per message, the fields it may hold: field number ->
+# (wire type, what the value must be). A value that is itself a message is
+# checked against its schema; "hex" is a digest's sha256, "str" UTF-8 text.
+# Messages marked open accept fields they do not name (newer Bazel versions add
+# some) as long as those are well-formed.
+
+_VARINT, _LEN = 0, 2
+_ANY = ({}, True)
+_DIGEST = ({1: (_LEN, "hex"), 2: (_VARINT, None)}, True)
+_OUTPUT_FILE = ({1: (_LEN, "str"), 2: (_LEN, _DIGEST), 4: (_VARINT, None)}, True)
+_OUTPUT_DIRECTORY = ({1: (_LEN, "str"), 3: (_LEN, _DIGEST)}, True)
+_ACTION_RESULT = (
+    {
+        2: (_LEN, _OUTPUT_FILE),
+        3: (_LEN, _OUTPUT_DIRECTORY),
+        4: (_VARINT, None),  # exit_code
+        5: (_LEN, None),  # stdout_raw
+        6: (_LEN, _DIGEST),
+        7: (_LEN, None),  # stderr_raw
+        8: (_LEN, _DIGEST),
+        9: (_LEN, _ANY),  # execution_metadata
+        10: (_LEN, _ANY),  # output_file_symlinks
+        11: (_LEN, _ANY),  # output_directory_symlinks
+        12: (_LEN, _ANY),  # output_symlinks
+    },
+    False,
+)
+
+
+def _varint(data, i):
+    value = shift = 0
+    while True:
+        if i >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, i
+        shift += 7
+
+
+def _fields(data):
+    """(field number, wire type, value) of each field of one protobuf message."""
+    i = 0
+    while i < len(data):
+        key, i = _varint(data, i)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise ValueError("field number 0")
+        if wire == _VARINT:
+            value, i = _varint(data, i)
+        elif wire == _LEN:
+            size, i = _varint(data, i)
+            value, i = data[i : i + size], i + size
+        elif wire in (1, 5):  # fixed64, fixed32
+            size = 8 if wire == 1 else 4
+            value, i = data[i : i + size], i + size
+        else:
+            raise ValueError(f"wire type {wire}")
+        if i > len(data):
+            raise ValueError("truncated field")
+        yield number, wire, value
+
+
+def _check_message(data, schema, where):
+    fields, open_ = schema
+    for number, wire, value in _fields(data):
+        if number not in fields:
+            if open_:
+                continue
+            raise ValueError(f"{where} has no field {number}")
+        want, kind = fields[number]
+        if wire != want:
+            raise ValueError(f"{where} field {number} has wire type {wire}, expected {want}")
+        if kind == "hex":
+            if not HEX64_RE.match(value.decode("ascii", "replace")):
+                raise ValueError(f"{where} field {number} is not a sha256 digest")
+        elif kind == "str":
+            value.decode("utf-8")
+        elif kind is not None:
+            _check_message(value, kind, f"{where}.{number}")
+
+
+def check_action_result(data):
+    """Raises CacheError unless `data` parses as a Bazel ActionResult protobuf."""
+    try:
+        _check_message(bytes(data), _ACTION_RESULT, "ActionResult")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CacheError(f"not a Bazel ActionResult protobuf: {e}") from None
+
+
+def entry_path(data_dir, url_path, prefix):
+    """(kind, file) for `/<prefix>/<kind>/<sha256>`; CacheError for any other path."""
+    parts = url_path.split("/")
+    if (
+        len(parts) != 4
+        or parts[:2] != ["", prefix]
+        or parts[2] not in KINDS
+        or not HEX64_RE.match(parts[3])
+    ):
+        raise CacheError(f"bad path {url_path!r}; expected /{prefix}/ac/<sha256> or /cas/<sha256>")
+    return parts[2], Path(data_dir) / parts[2] / parts[3]
+
+
+def store(data_dir, url_path, prefix, body_stream, length):
+    """Checks one upload and moves it into place; returns True if it was new.
+
+    The body goes to a temporary file under `data_dir/.tmp` (never served: its
+    name is not a hash), hashed on the way; it replaces the entry only when
+    complete and correct, so a cut upload or a wrong body leaves nothing.
+    """
+    kind, dest = entry_path(data_dir, url_path, prefix)
+    tmp_dir = Path(data_dir) / ".tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            left = length
+            while left > 0:
+                block = body_stream.read(min(left, 1 << 20))
+                if not block:
+                    raise CacheError(f"upload cut after {length - left} of {length} bytes")
+                digest.update(block)
+                f.write(block)
+                left -= len(block)
+            f.flush()
+            os.fsync(f.fileno())
+        if kind == "cas" and digest.hexdigest() != dest.name:
+            raise CacheError(f"body has sha256 {digest.hexdigest()}, not its name {dest.name}")
+        if kind == "ac":
+            check_action_result(Path(tmp).read_bytes())
+        os.chmod(tmp, 0o644)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        new = not dest.exists()
+        os.replace(tmp, dest)
+        return new
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+class _VerifyHandler(http.server.BaseHTTPRequestHandler):
+    """nginx's upstream for authenticated writes (PUT, DELETE)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _reply(self, code, message=""):
+        # nginx speaks HTTP/1.0 to its upstream: one request per connection.
+        self.close_connection = True
+        body = (message + "\n").encode() if message else b""
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+    def do_PUT(self):  # noqa: N802 (http.server's naming)
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            return self._reply(411, "Content-Length required")
+        try:
+            new = store(
+                self.server.data_dir, self.path, self.server.prefix, self.rfile, int(length)
+            )
+        except CacheError as e:
+            return self._reply(400, str(e))
+        self._reply(201 if new else 204)
+
+    def do_DELETE(self):  # noqa: N802
+        try:
+            _, dest = entry_path(self.server.data_dir, self.path, self.server.prefix)
+        except CacheError as e:
+            return self._reply(400, str(e))
+        try:
+            dest.unlink()
+        except FileNotFoundError:
+            return self._reply(404)
+        self._reply(204)
+
+    def log_message(self, *args):
+        pass  # nginx's access.log records every request
+
+
+class _VerifyServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # nginx may close its end once it has the status line; the entry is
+        # already stored or refused by then, so that is not an error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def _socket_path(run_dir):
+    """`run_dir/verify.sock`, or a private temporary one when that is too long.
+
+    A Unix socket's path is limited to 107 bytes; Bazel's test directories are
+    often longer. Both places are readable by this user only.
+    """
+    path = Path(run_dir).resolve() / "verify.sock"
+    if len(str(path)) < 100:
+        return path
+    return Path(tempfile.mkdtemp(prefix="knlp-cache-")) / "verify.sock"
+
+
+def _running_nginx(pid_file):
+    """The pid in `pid_file` if that process is alive and is an nginx, else None."""
+    try:
+        pid = int(Path(pid_file).read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"nginx" in cmdline else None
+
+
 class CacheServer:
     """nginx serving a Bazel cache from `root`, started and stopped by this object.
 
@@ -132,17 +412,28 @@ class CacheServer:
     `users` (name -> password) replaces `root/htpasswd`; None keeps the file there.
     """
 
-    def __init__(self, root, users=None, port=None, host="127.0.0.1", prefix=DEFAULT_PREFIX):
+    def __init__(
+        self,
+        root,
+        users=None,
+        port=None,
+        host="127.0.0.1",
+        prefix=DEFAULT_PREFIX,
+        tls_cert=None,
+        tls_key=None,
+    ):
         self.root = Path(root)
         self.users = users
         self.host = host
         self.port = port or free_port()
         self.prefix = check_prefix(prefix)
+        self.tls = check_tls(tls_cert, tls_key)
         self.proc = None
+        self.verifier = None
 
     @property
     def url(self):
-        return f"http://{self.host}:{self.port}/{self.prefix}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}/{self.prefix}"
 
     @property
     def data_dir(self):
@@ -157,8 +448,32 @@ class CacheServer:
             htpasswd.write_text("".join(htpasswd_line(u, p) for u, p in self.users.items()))
         elif not htpasswd.exists():
             raise CacheError(f"{htpasswd} is missing; create it with `serve.py htpasswd USER`")
+        for user in weak_htpasswd_users(htpasswd):
+            print(
+                f"serve.py: warning: {htpasswd}: the line for {user!r} uses salted SHA-1, "
+                f"cheap to brute-force if the file leaks; replace it with the output of "
+                f"`serve.py htpasswd {user}`",
+                file=sys.stderr,
+            )
+        pid_file = self.root / "run" / "nginx.pid"
+        running = _running_nginx(pid_file)
+        if running:
+            raise CacheError(
+                f"an nginx (pid {running}) already serves from {self.root} "
+                f"(pid file {pid_file}); stop it (kill {running}) or use another --root"
+            )
+        pid_file.unlink(missing_ok=True)  # stale: its process is gone
+        self._start_verifier()
         conf = self.root / "nginx.conf"
-        conf.write_text(render_config(f"{self.host}:{self.port}", self.root, self.prefix))
+        conf.write_text(
+            render_config(
+                f"{self.host}:{self.port}",
+                self.root,
+                self.prefix,
+                tls=self.tls,
+                verify_socket=self.verifier.server_address,
+            )
+        )
         log = open(self.root / "log" / "stderr.log", "ab")
         self.proc = subprocess.Popen(
             [nginx, "-p", str(self.root), "-c", str(conf), "-e", str(self.root / "log/error.log")],
@@ -172,18 +487,30 @@ class CacheServer:
             raise CacheError(f"nginx did not start on {self.host}:{self.port}:\n{errors}")
         return self
 
+    def _start_verifier(self):
+        sock = _socket_path(self.root / "run")
+        sock.unlink(missing_ok=True)
+        self.verifier = _VerifyServer(str(sock), _VerifyHandler)
+        self.verifier.data_dir = self.data_dir
+        self.verifier.prefix = self.prefix
+        threading.Thread(target=self.verifier.serve_forever, daemon=True).start()
+
     def stop(self, timeout=10):
-        """Stops nginx (master and workers); safe to call twice."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        """Stops nginx (master and workers), then the verifier; safe to call twice."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc = None
+        if self.verifier is not None:
+            self.verifier.shutdown()
+            self.verifier.server_close()
+            Path(self.verifier.server_address).unlink(missing_ok=True)
+            self.verifier = None
 
     def entries(self):
         """Number of files under ac/ and cas/."""
@@ -216,6 +543,8 @@ def main(argv=None):
     r.add_argument("--root", required=True)
     r.add_argument("--listen", default="127.0.0.1:9092")
     r.add_argument("--prefix", default=DEFAULT_PREFIX)
+    r.add_argument("--tls-cert", help="PEM certificate: serve HTTPS only (with --tls-key)")
+    r.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "config":
@@ -228,10 +557,19 @@ def main(argv=None):
             sys.stdout.write(htpasswd_line(args.user, password))
         else:
             host, port = check_listen(args.listen).rsplit(":", 1)
-            server = CacheServer(Path(args.root), port=int(port), host=host, prefix=args.prefix)
-            server.start()
-            print(f"serving {server.url} from {server.data_dir} (Ctrl-C stops)", flush=True)
+            server = CacheServer(
+                Path(args.root),
+                port=int(port),
+                host=host,
+                prefix=args.prefix,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+            )
+            # SIGTERM (systemd, kill) stops nginx the way Ctrl-C does.
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
             try:
+                server.start()
+                print(f"serving {server.url} from {server.data_dir} (Ctrl-C stops)", flush=True)
                 server.proc.wait()
             except KeyboardInterrupt:
                 pass

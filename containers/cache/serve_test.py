@@ -2,22 +2,34 @@
 
 import base64
 import hashlib
+import os
+import signal
+import socket
+import ssl
 import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
+import warnings
+from pathlib import Path
 
 import pytest
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt
 
 from containers.cache import serve
 
 
-def test_config_has_the_webdav_cache_settings(tmp_path):
+def test_config_has_the_cache_settings(tmp_path):
     text = serve.render_config("127.0.0.1:9092", tmp_path, "knlp")
     assert "listen 127.0.0.1:9092;" in text
-    assert "location /knlp/ {" in text
+    assert "ssl" not in text
+    assert 'location ~ "^/knlp/(ac|cas)/[0-9a-f]{64}$" {' in text
     for line in (
-        "dav_methods PUT DELETE;",
-        "create_full_put_path on;",
+        f"proxy_pass http://unix:{tmp_path.resolve()}/run/verify.sock:;",
         "client_max_body_size 0;",
         "limit_except GET HEAD {",
         f"auth_basic_user_file {tmp_path.resolve()}/htpasswd;",
@@ -53,39 +65,85 @@ def test_bad_prefix_is_named(prefix, tmp_path):
         serve.render_config("127.0.0.1:1", tmp_path, prefix)
 
 
-def test_htpasswd_line_is_salted_sha1():
-    line = serve.htpasswd_line("writer", "s3cret", salt=b"12345678")
-    user, scheme_hash = line.strip().split(":", 1)
-    assert user == "writer" and scheme_hash.startswith("{SSHA}")
-    raw = base64.b64decode(scheme_hash[len("{SSHA}") :])
-    assert raw[20:] == b"12345678"
-    assert raw[:20] == hashlib.sha1(b"s3cret12345678").digest()
+def test_htpasswd_line_is_sha512_crypt():
+    line = serve.htpasswd_line("writer", "s3cret")
+    user, hashed = line.strip().split(":", 1)
+    assert user == "writer" and not hashed.startswith("{SSHA}")
+    assert hashed.startswith(f"$6$rounds={serve.HTPASSWD_ROUNDS}$")
+    assert crypt.crypt("s3cret", hashed) == hashed
+    assert crypt.crypt("wrong", hashed) != hashed
+    assert serve.htpasswd_line("writer", "s3cret") != line  # a fresh salt each time
     with pytest.raises(serve.CacheError, match="bad user name"):
         serve.htpasswd_line("a:b", "x")
     with pytest.raises(serve.CacheError, match="empty password"):
         serve.htpasswd_line("a", "")
 
 
-def _status(method, url, body=None, auth=None):
+def ssha_line(user, password, salt=b"12345678"):
+    """An old-style htpasswd line (salted SHA-1), as serve.py wrote them before."""
+    digest = hashlib.sha1(password.encode() + salt).digest()
+    return f"{user}:{{SSHA}}{base64.b64encode(digest + salt).decode()}\n"
+
+
+def _status(method, url, body=None, auth=None, context=None):
     req = urllib.request.Request(url, data=body, method=method)
     if auth:
         req.add_header("Authorization", auth)
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=context) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, b""
 
 
+def _field(number, wire, payload):
+    """One protobuf field: key, then a varint or a length-delimited payload."""
+
+    def varint(n):
+        out = b""
+        while True:
+            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+            n >>= 7
+            if not n:
+                return out
+
+    if wire == 0:
+        return varint(number << 3) + varint(payload)
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def action_result(content=b"an output"):
+    """A serialized ActionResult with one output file and exit code 0."""
+    digest = _field(1, 2, hashlib.sha256(content).hexdigest().encode()) + _field(2, 0, len(content))
+    output_file = _field(1, 2, b"bazel-out/k8-fastbuild/bin/out") + _field(2, 2, digest)
+    return _field(2, 2, output_file) + _field(4, 0, 0)
+
+
+def test_action_result_check():
+    serve.check_action_result(action_result())
+    for bad in (
+        b"not a real action result",
+        _field(1, 2, b"x"),  # field 1 is reserved in ActionResult
+        _field(2, 0, 7),  # output_files must be a message
+        _field(2, 2, _field(2, 2, _field(1, 2, b"abc"))),  # digest hash not a sha256
+        action_result()[:-3],  # truncated
+    ):
+        with pytest.raises(serve.CacheError, match="not a Bazel ActionResult"):
+            serve.check_action_result(bad)
+
+
 def test_reads_are_open_and_writes_need_a_user(tmp_path):
-    body = b"an action result"
-    key = hashlib.sha256(body).hexdigest()
+    body = action_result()
+    key = hashlib.sha256(b"an action").hexdigest()
     with serve.CacheServer(tmp_path, users={"writer": "pw"}) as cache:
+        assert not (tmp_path / "htpasswd").read_text().startswith("writer:{SSHA}")
         url = f"{cache.url}/ac/{key}"
         assert _status("PUT", url, body)[0] == 401
         assert _status("GET", url)[0] == 404
         good = serve.basic_auth_header("writer", "pw")
-        assert _status("PUT", url, body, good)[0] in (201, 204)
+        # nginx accepts the SHA-512 crypt line serve.py wrote.
+        assert _status("PUT", url, body, good)[0] == 201
+        assert _status("PUT", url, body, serve.basic_auth_header("writer", "pw2"))[0] == 401
         assert _status("GET", url) == (200, body)
         assert _status("HEAD", url)[0] == 200
         assert cache.entries() == {"ac": 1, "cas": 0}
@@ -94,3 +152,159 @@ def test_reads_are_open_and_writes_need_a_user(tmp_path):
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, timeout=2)
     assert subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0
+
+
+def test_cache_stores_only_what_the_name_says(tmp_path):
+    auth = serve.basic_auth_header("writer", "pw")
+    body = b"file contents"
+    good = hashlib.sha256(body).hexdigest()
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    with serve.CacheServer(tmp_path, users={"writer": "pw"}) as cache:
+        # cas: the body's sha256 must be its name; a wrong one stores nothing.
+        assert _status("PUT", f"{cache.url}/cas/{wrong}", body, auth)[0] == 400
+        assert _status("GET", f"{cache.url}/cas/{wrong}")[0] == 404
+        assert _status("PUT", f"{cache.url}/cas/{good}", body, auth)[0] == 201
+        assert _status("GET", f"{cache.url}/cas/{good}") == (200, body)
+        # ac: garbage is refused.
+        assert _status("PUT", f"{cache.url}/ac/{wrong}", b"garbage!", auth)[0] == 400
+        assert _status("GET", f"{cache.url}/ac/{wrong}")[0] == 404
+        # Only ac/ and cas/ with 64-hex names exist, for writers and readers.
+        for path in (f"other/{good}", "cas/abc", f"cas/{good.upper()}", f"cas/{good}/x", "x"):
+            assert _status("PUT", f"{cache.url}/{path}", body, auth)[0] == 400, path
+            assert _status("GET", f"{cache.url}/{path}")[0] == 400, path
+        assert cache.entries() == {"ac": 0, "cas": 1}
+        assert not any((cache.data_dir / ".tmp").iterdir())
+        # Deleting still needs a user.
+        assert _status("DELETE", f"{cache.url}/cas/{good}")[0] == 401
+        assert _status("DELETE", f"{cache.url}/cas/{good}", auth=auth)[0] == 204
+        assert _status("GET", f"{cache.url}/cas/{good}")[0] == 404
+
+
+def test_cut_upload_stores_nothing(tmp_path):
+    body = b"x" * 100000
+    key = hashlib.sha256(body).hexdigest()
+    with serve.CacheServer(tmp_path, users={"writer": "pw"}) as cache:
+        with socket.create_connection((cache.host, cache.port)) as s:
+            s.sendall(
+                f"PUT /{cache.prefix}/cas/{key} HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: {serve.basic_auth_header('writer', 'pw')}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:50000]
+            )
+        time.sleep(0.5)
+        assert _status("GET", f"{cache.url}/cas/{key}")[0] == 404
+        assert cache.entries() == {"ac": 0, "cas": 0}
+
+
+def test_old_ssha_line_still_works_with_a_warning(tmp_path, capsys):
+    (tmp_path / "htpasswd").write_text(ssha_line("old", "pw"))
+    body = b"x"
+    url_path = f"cas/{hashlib.sha256(body).hexdigest()}"
+    with serve.CacheServer(tmp_path) as cache:
+        assert (
+            _status("PUT", f"{cache.url}/{url_path}", body, serve.basic_auth_header("old", "pw"))[0]
+            == 201
+        )
+    err = capsys.readouterr().err
+    assert "warning" in err and "'old'" in err and "serve.py htpasswd old" in err
+
+
+def test_tls(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(cafile=str(cert))
+    body = b"over tls"
+    path = f"cas/{hashlib.sha256(body).hexdigest()}"
+    auth = serve.basic_auth_header("writer", "pw")
+    root = tmp_path / "srv"
+    with serve.CacheServer(root, users={"writer": "pw"}, tls_cert=cert, tls_key=key) as cache:
+        assert cache.url.startswith("https://")
+        assert _status("PUT", f"{cache.url}/{path}", body, auth, context)[0] == 201
+        assert _status("GET", f"{cache.url}/{path}", context=context) == (200, body)
+        # Plain HTTP to the TLS port is refused, so the password never goes in clear.
+        plain = cache.url.replace("https://", "http://")
+        assert _status("PUT", f"{plain}/{path}", body, auth)[0] == 400
+    with pytest.raises(serve.CacheError, match="both --tls-cert and --tls-key"):
+        serve.CacheServer(root, tls_cert=cert)
+    with pytest.raises(serve.CacheError, match="--tls-key /nonexistent: no such file"):
+        serve.CacheServer(root, tls_cert=cert, tls_key="/nonexistent")
+
+
+def _wait_for(predicate, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _nginx_pids(master):
+    """The nginx master and its workers."""
+    pids = [master]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().split(") ")[1].split()[1]) == master:
+                pids.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            pass
+    return pids
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_nginx(tmp_path, sig):
+    (tmp_path / "htpasswd").write_text(serve.htpasswd_line("writer", "pw"))
+    port = serve.free_port()
+    proc = subprocess.Popen(
+        [sys.executable, serve.__file__, "run", "--root", str(tmp_path)]
+        + ["--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    pid_file = tmp_path / "run" / "nginx.pid"
+    pids = []
+    try:
+        assert _wait_for(lambda: pid_file.exists() and pid_file.read_text().strip()), "no pid"
+        assert _wait_for(lambda: len(_nginx_pids(int(pid_file.read_text()))) > 1), "no worker"
+        pids = _nginx_pids(int(pid_file.read_text()))
+        proc.send_signal(sig)
+        assert proc.wait(timeout=15) == 0, proc.stdout.read()
+        assert _wait_for(lambda: not any(_alive(p) for p in pids)), f"left running: {pids}"
+    finally:
+        proc.kill()
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_stale_pid_file_is_replaced_and_a_live_one_refused(tmp_path):
+    (tmp_path / "run").mkdir()
+    pid_file = tmp_path / "run" / "nginx.pid"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    pid_file.write_text(f"{dead.pid}\n")  # the server that wrote it is gone
+    with serve.CacheServer(tmp_path, users={"writer": "pw"}) as cache:
+        assert _wait_for(lambda: pid_file.read_text().strip() == str(cache.proc.pid))
+    pid_file.write_text(f"{os.getpid()}\n")  # its pid now belongs to another program
+    with serve.CacheServer(tmp_path, users={"writer": "pw"}) as cache:
+        assert _wait_for(lambda: pid_file.read_text().strip() == str(cache.proc.pid))
+        second = serve.CacheServer(tmp_path, users={"writer": "pw"})
+        try:
+            with pytest.raises(serve.CacheError, match=f"an nginx \\(pid {cache.proc.pid}\\)"):
+                second.start()
+        finally:
+            second.stop()  # if the refusal is broken, the second nginx must not outlive us
+        assert _status("GET", f"{cache.url}/cas/{'0' * 64}")[0] == 404  # still serving

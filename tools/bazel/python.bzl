@@ -14,8 +14,10 @@ tools/bazel/venv.py, and generates `@pip` with:
 Two layouts are supported, chosen with `--repo_env=KNLP_VENV_LAYOUT=...`:
 
   * `external` (default): the venv lives outside the output base at
-    `$KNLP_VENV_ROOT/venv-<hash>` (default root `/var/tmp/knlp`), named by the
-    hash of the lock and the interpreter version, and is referenced through
+    `<root>/venv-<hash>`, named by the hash of the lock and the interpreter
+    version. The root is the user's own (`KNLP_VENV_ROOT`, else
+    `$XDG_CACHE_HOME/knlp`, else `~/.cache/knlp`; tools/bazel/venv.py decides and
+    refuses a venv another user could have written). It is referenced through
     `py_runtime(interpreter_path = ...)`. Bazel does not hash the venv's files,
     but the path changes whenever the lock does, so every Python action is
     invalidated by a lock change and by nothing else.
@@ -29,6 +31,9 @@ README.md ("Design") gives the measured cost of each.
 
 _ACCELERATORS = ["cpu", "cuda", "rocm"]
 _LAYOUTS = ["external", "runfiles"]
+
+# What tools/bazel/venv.py derives the default venv root from.
+_ROOT_ENV = ["HOME", "KNLP_VENV_ROOT", "XDG_CACHE_HOME"]
 
 def _lock_packages(content):
     """Returns the `name==version` pins of a pip-compile lock, in order."""
@@ -80,11 +85,9 @@ def _pip_venv_impl(rctx):
     content = rctx.read(lock)
     lock_sha = rctx.execute(["sha256sum", str(lock)]).stdout.split(" ")[0]
 
-    if layout == "external":
-        root = rctx.os.environ.get("KNLP_VENV_ROOT", "/var/tmp/knlp")
-        venv = "%s/venv-%s-py%s" % (root, lock_sha[:16], version)
-    else:
-        venv = str(rctx.path("venv"))
+    # venv.py picks the venv's path (external: under the user's venv root) and
+    # prints it last: "built <path>" or "reused <path>".
+    venv_args = [] if layout == "external" else ["--dest", str(rctx.path("venv"))]
 
     # Where pip finds builds PyPI does not serve (torch 2.13.0+cpu): a local
     # wheelhouse, which the group's CPU machines have at /opt/wheels, or the
@@ -99,12 +102,14 @@ def _pip_venv_impl(rctx):
 
     rctx.report_progress("building venv for %s from %s" % (accelerator, lock_name))
     res = rctx.execute(
-        [interpreter, str(rctx.path(rctx.attr.venv_script)), "--interpreter", interpreter, "--lock", str(lock), "--dest", venv, "--"] + pip_args,
+        [interpreter, str(rctx.path(rctx.attr.venv_script)), "--interpreter", interpreter, "--lock", str(lock)] + venv_args + ["--"] + pip_args,
+        environment = {k: rctx.os.environ[k] for k in _ROOT_ENV if k in rctx.os.environ},
         timeout = 3600,
         quiet = True,
     )
     if res.return_code != 0:
         fail(res.stderr.strip() or res.stdout.strip())
+    venv = res.stdout.strip().splitlines()[-1].split(" ", 1)[1]
 
     pins = _lock_packages(content)
     if layout == "external":
@@ -183,5 +188,5 @@ pip_venv = repository_rule(
         "venv_script": attr.label(default = "//tools/bazel:venv.py"),
         "wheelhouse": attr.string(default = "/opt/wheels"),
     },
-    environ = ["KNLP_ACCELERATOR", "KNLP_PYTHON", "KNLP_TORCH_INDEX", "KNLP_VENV_LAYOUT", "KNLP_VENV_ROOT", "KNLP_WHEELHOUSE"],
+    environ = ["KNLP_ACCELERATOR", "KNLP_PYTHON", "KNLP_TORCH_INDEX", "KNLP_VENV_LAYOUT", "KNLP_WHEELHOUSE"] + _ROOT_ENV,
 )

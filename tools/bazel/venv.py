@@ -5,6 +5,15 @@ the interpreter it has already version-checked. It is plain standard library so
 that it runs before any package is installed, and it is also a library: the
 tests in tools/bazel/venv_test.py drive it on hand-made wheels.
 
+The venvs live under a root that belongs to the user who builds: by default
+`$XDG_CACHE_HOME/knlp` or `~/.cache/knlp`, or `KNLP_VENV_ROOT`. Before a venv is
+built or reused, the root, every directory below it down to the venv, and the
+venv's `bin/`, `bin/python3` and `site-packages` must be owned by this user (or
+by root) and not writable by group or others; otherwise the build stops and says
+what to delete. That, not the marker, is what makes a venv trusted: in a root
+that others can write to, anyone could plant a venv whose Python every target
+then runs.
+
 The venv is complete only when the marker file `.knlp-complete` exists and holds
 the lock's sha256; a half-built venv (a killed fetch, a failed download) is
 removed and built again on the next run. A file lock keeps two Bazel servers
@@ -15,8 +24,10 @@ import argparse
 import fcntl
 import hashlib
 import os
+import pwd
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -105,20 +116,88 @@ def make_portable(venv):
         record.unlink()
 
 
-def build(interpreter, lock, dest, pip_args=()):
-    """Create `dest` as a venv holding exactly what `lock` pins."""
+def default_root(environ=None):
+    """KNLP_VENV_ROOT, else $XDG_CACHE_HOME/knlp, else ~/.cache/knlp."""
+    environ = os.environ if environ is None else environ
+    if environ.get("KNLP_VENV_ROOT"):
+        return Path(environ["KNLP_VENV_ROOT"])
+    if environ.get("XDG_CACHE_HOME", "").startswith("/"):
+        return Path(environ["XDG_CACHE_HOME"]) / "knlp"
+    home = environ.get("HOME") or pwd.getpwuid(os.geteuid()).pw_dir
+    return Path(home) / ".cache" / "knlp"
+
+
+def venv_name(lock, interpreter):
+    """`venv-<16 hex of the lock's sha256>-py<X.Y.Z>`: a new lock, a new venv."""
+    version = subprocess.run(
+        [interpreter, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return f"venv-{sha256_file(lock)[:16]}-py{version}"
+
+
+TRUSTED_OWNERS = {0}  # besides the current user: root can replace any file anyway
+
+
+def check_owned(root, dest):
+    """Raises VenvError unless `root`, each directory down to `dest`, and the
+    parts of `dest` that run code are this user's (or root's) and not writable by
+    group or others. Paths that do not exist yet are skipped."""
+    root, dest = Path(root).absolute(), Path(dest).absolute()
+    if dest != root and root not in dest.parents:
+        raise VenvError(f"the venv {dest} is not under its root {root}")
+    chain = [root] + [
+        root.joinpath(*dest.relative_to(root).parts[: i + 1])
+        for i in range(len(dest.relative_to(root).parts))
+    ]
+    chain += [dest / "bin", dest / "bin" / "python3", dest / MARKER]
+    chain += sorted(dest.glob("lib/python*/site-packages"))
+    me = os.geteuid()
+    for path in chain:
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            continue
+        problem = None
+        if st.st_uid != me and st.st_uid not in TRUSTED_OWNERS:
+            problem = f"is owned by uid {st.st_uid}, not by you (uid {me})"
+        elif stat.S_ISLNK(st.st_mode):
+            if path != dest / "bin" / "python3":
+                problem = "is a symbolic link"
+        elif st.st_mode & 0o022:
+            problem = f"is writable by others (mode {stat.S_IMODE(st.st_mode):o})"
+        if problem:
+            culprit = path if path in (root, dest) or dest not in path.parents else dest
+            raise VenvError(
+                f"{path} {problem}, so the Python in {dest} cannot be trusted: someone else "
+                f"could have put code there. Delete {culprit} (rm -rf {culprit}) and build "
+                "again, or choose a root of your own with --repo_env=KNLP_VENV_ROOT=/some/dir"
+            )
+
+
+def build(interpreter, lock, dest, pip_args=(), root=None):
+    """Create `dest` as a venv holding exactly what `lock` pins.
+
+    `root` (default: `dest`'s parent) is the directory the ownership check
+    starts at; it is created private (0700) when missing.
+    """
     lock = Path(lock)
     dest = Path(dest)
+    root = Path(root) if root is not None else dest.parent
     want = sha256_file(lock)
     marker = dest / MARKER
+    if not root.exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, exist_ok=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    check_owned(root, dest)
     if marker.exists() and marker.read_text().strip() == want:
         return False
-    if not dest.parent.exists():
-        # Shared by every user of the machine, like /tmp: sticky and writable.
-        dest.parent.mkdir(parents=True)
-        dest.parent.chmod(0o1777)
     with open(dest.parent / f".{dest.name}.lock", "w") as guard:
         fcntl.flock(guard, fcntl.LOCK_EX)
+        check_owned(root, dest)
         if marker.exists() and marker.read_text().strip() == want:
             return False
         if dest.exists():
@@ -146,6 +225,7 @@ def build(interpreter, lock, dest, pip_args=()):
             raise VenvError(explain_pip_failure(lock, proc.stdout))
         make_portable(dest)
         marker.write_text(want + "\n")
+        check_owned(root, dest)
     return True
 
 
@@ -153,11 +233,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--interpreter", required=True)
     parser.add_argument("--lock", required=True)
-    parser.add_argument("--dest", required=True)
+    parser.add_argument(
+        "--root", help="the venv root (default: KNLP_VENV_ROOT or ~/.cache/knlp; --dest's parent)"
+    )
+    parser.add_argument("--dest", help="the venv (default: ROOT/venv-<lock hash>-py<version>)")
     parser.add_argument("pip_args", nargs="*")
     args = parser.parse_args(argv)
+    if args.root is None:
+        args.root = Path(args.dest).parent if args.dest else default_root()
+    if args.dest is None:
+        args.dest = Path(args.root) / venv_name(args.lock, args.interpreter)
     try:
-        built = build(args.interpreter, args.lock, args.dest, args.pip_args)
+        built = build(args.interpreter, args.lock, args.dest, args.pip_args, args.root)
     except VenvError as e:
         print(f"knlp: {e}", file=sys.stderr)
         return 2
