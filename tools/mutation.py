@@ -122,7 +122,10 @@ def write_config(work: Path, files: list[str], tests: list[str], ignored: list[s
 
 def mutmut(work: Path, *args: str, check: bool = True) -> int:
     cmd = [sys.executable, "-m", "mutmut", *args]
-    rc = subprocess.run(cmd, cwd=work).returncode
+    # One thread per test process: mutmut limits each mutant's CPU time, which
+    # torch's thread pool would use up on a shared machine.
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    rc = subprocess.run(cmd, cwd=work, env=env).returncode
     if check and rc != 0:
         raise SystemExit(f"mutation: `{' '.join(cmd[2:])}` failed with exit code {rc} in {work}")
     return rc
