@@ -12,7 +12,9 @@ untracked ones git does not ignore) is copied into a work directory, mutmut
 runs there with one worker, and the tests it runs for a file are the *_test.py
 files next to it unless --tests names others. --max-mutants N checks N mutants
 per file, evenly spaced over mutmut's list, so a sample covers every function.
---ignore-test leaves a test file out, for a before/after comparison.
+--ignore-test leaves a test file out, for a before/after comparison. Tests
+that read prepared data find it through bazel-bin: build it first (for the
+trainer's tests, `bazel build //data:shakespeare`).
 
 Per file it prints the mutants checked, killed (a test failed, or the mutant
 timed out), survived (including "no tests": no test reached the code),
