@@ -428,6 +428,10 @@ class Trainer:
             fwd += tb - ta
             bwd += tc - tb
             total += loss.detach().float().item()
+        if self.dist_info.enabled:  # the reported loss is the whole batch's, on every rank
+            t = torch.tensor([total], device=self.device)
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+            total = t.item() / self.dist_info.world_size
         if not math.isfinite(total):
             raise TrainingFailure("nan_loss", f"training loss is {total} at iter {it}", it)
         for h in self.hooks:
