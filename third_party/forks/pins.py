@@ -79,10 +79,15 @@ def check_declarations(forks):
     for name, fork in sorted(forks.items()):
         if not re.match(r"^[a-z][a-z0-9_]*$", name):
             problems.append(f"fork name {name!r}: use lower case letters, digits and _")
-        missing = {"remote", "ref", "mirror_name", "submodules", "pair"} - set(fork)
+        missing = {"remote", "ref", "mirror_name", "mirrors", "submodules", "pair"} - set(fork)
         if missing:
             problems.append(f"fork {name}: missing fields {sorted(missing)}")
             continue
+        mirrors = fork["mirrors"]
+        if not isinstance(mirrors, list) or not all(isinstance(m, str) and m for m in mirrors):
+            problems.append(f"fork {name}: mirrors {mirrors!r} must be a list of URLs or paths")
+        elif fork["remote"] in mirrors:
+            problems.append(f"fork {name}: mirrors list the remote; it is always tried last")
         if fork["ref"] and not REF.match(fork["ref"]):
             problems.append(
                 f"fork {name}: ref {fork['ref']!r} must be a full ref "
