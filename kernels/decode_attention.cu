@@ -165,8 +165,10 @@ __device__ __forceinline__ void tile_load(const DecodeArgs& a, Stage<D>& st) {
 }
 
 // One block: one sequence b, one kv head, one chunk of tokens, all G q heads.
+// (`, 1`: with no minimum, ptxas capped group 7 at 168 registers and
+// spilled; sass_test guards against local memory.)
 template <int D, int G>
-__global__ void __launch_bounds__(kThreads) decode_kernel(DecodeArgs a) {
+__global__ void __launch_bounds__(kThreads, 1) decode_kernel(DecodeArgs a) {
   constexpr int kTile = Tile<D>::kTokens;
   constexpr int kTpt = D / 8;             // threads per token row
   constexpr int kRows = kThreads / kTpt;  // rows of threads
