@@ -10,8 +10,8 @@ one fails (the later ones still run):
 1. compile kernels/decode_attention.cu into OUTDIR/lib/libdecode_cuda.so with
    nvcc and the flags of GPU_COMPILE_FLAGS in tools/bazel/gpu_profiles.bzl (the
    table Bazel's gpu_shared_library uses), for the GPU's architecture;
-2. pytest the test files of the targets tagged "gpu" in kernels/BUILD.bazel,
-   against that library (KNLP_KERNELS_LIB_DIR);
+2. pytest the test files of the test targets tagged "gpu" in the tree's
+   BUILD.bazel files, against that library (KNLP_KERNELS_LIB_DIR);
 3. kernels/bench_decode.py on the seed shapes (GPT-2 and Qwen2.5-7B, batch 1,
    8, 32, context 2K to 32K): GB/s, fraction of the measured copy bandwidth
    and ratio to SDPA bf16, side by side;
@@ -83,22 +83,25 @@ def find_nvcc():
 
 
 def gpu_test_files():
-    """The srcs of every target tagged "gpu" in kernels/BUILD.bazel."""
-    tree = ast.parse((ROOT / "kernels/BUILD.bazel").read_text())
+    """The srcs of every test target tagged "gpu" in the tree's BUILD.bazel files."""
     files = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
+    for build in sorted(ROOT.glob("*/**/BUILD.bazel")):
+        if build.relative_to(ROOT).parts[0].startswith(("bazel-", ".")):
             continue
-        kw = {k.arg: k.value for k in node.keywords}
-        if "tags" in kw and "srcs" in kw:
-            try:
-                tags, srcs = ast.literal_eval(kw["tags"]), ast.literal_eval(kw["srcs"])
-            except ValueError:
+        package = build.parent.relative_to(ROOT)
+        for node in ast.walk(ast.parse(build.read_text())):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", "").endswith("_test")):
                 continue
+            kw = {k.arg: k.value for k in node.keywords}
+            try:
+                tags = ast.literal_eval(kw["tags"]) if "tags" in kw else []
+                srcs = ast.literal_eval(kw["srcs"]) if "srcs" in kw else []
+            except ValueError:
+                continue  # computed values: not a plain gpu test
             if "gpu" in tags:
-                files += [f"kernels/{s}" for s in srcs]
+                files += [str(package / src) for src in srcs]
     if not files:
-        raise AcceptanceError("kernels/BUILD.bazel has no target tagged gpu")
+        raise AcceptanceError("no test target in the tree is tagged gpu")
     return files
 
 
