@@ -6,6 +6,7 @@ the split planner, a pure function of the library.
 """
 
 import ctypes
+import math
 import os
 
 import pytest
@@ -80,18 +81,36 @@ def test_bf16_round_matches_torch(lib):
 
 
 @pytest.mark.parametrize(
-    "batch,kv_heads,max_len,sms",
-    [(1, 4, 32768, 132), (32, 4, 2048, 132), (8, 12, 8192, 108), (1, 1, 1, 1)],
+    "batch,kv_heads,max_len,sms,per_sm",
+    [
+        (1, 4, 32768, 132, 2),
+        (1, 4, 8192, 132, 2),
+        (32, 4, 2048, 132, 2),
+        (8, 12, 8192, 108, 3),
+        (1, 1, 1, 1, 1),
+        (1, 1, 1 << 20, 132, 8),
+    ],
 )
-def test_decode_plan_covers_the_sequence(lib, batch, kv_heads, max_len, sms):
-    splits, chunk = library.decode_plan(lib, batch, kv_heads, max_len, sms)
+def test_decode_plan_covers_the_sequence(lib, batch, kv_heads, max_len, sms, per_sm):
+    splits, chunk = library.decode_plan(lib, batch, kv_heads, max_len, sms, per_sm)
     assert splits * chunk >= max_len > (splits - 1) * chunk
-    assert chunk % 64 == 0 and 64 <= chunk <= 512
-    # At least a block per multiprocessor (the plan aims at two), unless chunks are minimal.
-    assert batch * kv_heads * splits >= min(sms, batch * kv_heads * -(-max_len // 64))
+    assert chunk % 64 == 0 and 1 <= splits <= 256
+    slots, blocks = sms * per_sm, batch * kv_heads
+    if blocks >= slots:
+        assert splits == 1, "the grid already fills the device: no split"
+    else:
+        # Enough splits to fill the resident slots, unless chunks would drop
+        # under 128 tokens or splits pass 256; the chunk is the smallest
+        # multiple of 64 that covers the sequence in that many splits.
+        want = min(-(-slots // blocks), -(-max_len // 128), 256)
+        per_split = math.ceil(max_len / want)
+        assert chunk == math.ceil(per_split / 64) * 64, (want, chunk)
+        assert splits <= want
 
 
 def test_decode_plan_rejects_bad_shapes(lib):
     splits, chunk = ctypes.c_int(), ctypes.c_int()
-    assert lib.knlp_decode_plan(0, 4, 100, 132, ctypes.byref(splits), ctypes.byref(chunk)) != 0
+    assert lib.knlp_decode_plan(0, 4, 100, 132, 2, ctypes.byref(splits), ctypes.byref(chunk)) != 0
     assert b"batch=0" in lib.knlp_last_error()
+    assert lib.knlp_decode_plan(1, 4, 100, 132, 0, ctypes.byref(splits), ctypes.byref(chunk)) != 0
+    assert b"blocks_per_sm=0" in lib.knlp_last_error()

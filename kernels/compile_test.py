@@ -19,7 +19,7 @@ from kernels import library, objcheck
 
 VENDOR = os.environ.get("KNLP_VENDOR", "cuda")
 ARCH = os.environ.get("KNLP_ARCH", "sm_90")
-KERNELS = ["decode_split_kernel", "decode_combine_kernel", "kv_write_kernel"]
+KERNELS = ["decode_kernel", "kv_write_kernel"]
 
 
 def targets():

@@ -194,5 +194,14 @@ typedef int gpuError_t;
 inline gpuError_t gpuGetLastError() { return 0; }
 inline const char* gpuGetErrorString(gpuError_t) { return "no error"; }
 inline gpuError_t gpuSetDevice(int) { return 0; }
+// Blocks run one after another, so atomics and fences need nothing more.
+inline int atomicAdd(int* p, int v) {
+  const int old = *p;
+  *p = old + v;
+  return old;
+}
+inline void __threadfence() {}
+// A fixed residency for the split planner (there is no device to ask).
+#define gpuOccupancyBlocksPerSm(out, kernel, threads) (*(out) = 4, 0)
 #define KNLP_SHFL_XOR(value, lane_mask) knlp_emu::shfl_xor((value), (lane_mask))
 #define KNLP_LAUNCH(kernel, grid, block, stream, ...) knlp_emu::launch((grid), (block), kernel, __VA_ARGS__)

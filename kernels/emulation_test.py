@@ -5,8 +5,10 @@ thread as a fiber, with real __syncthreads() and warp shuffles, so this
 checks the kernels' indexing, split planning, reduce-scatter, softmax merge,
 paged addressing and the writer's quantization without a GPU, with the same
 gates as gpu_test.py: K bit-exact, V codes and scales equal, attention
-relative error under 1e-2. Shapes are small because emulation is slow; the
-group sizes cover every compiled GMAX (1, 2, 4, 8) and both head dims.
+relative error under 1e-2. Shapes are small because emulation is slow; they
+cover every compiled group size (1..8) and both head dims, one split and the
+fused merge of many, chunks of many tiles, paged caches whose pages cut
+tiles, NaN propagation and the checks that refuse bad input before launch.
 """
 
 import pytest
@@ -72,12 +74,17 @@ def filled(hq, hkv, d, lens, page_size, seed):
 
 
 CASES = [
-    # hq, hkv, d, lens, page_size, multiprocessors (small: forces several splits)
-    (2, 2, 64, [1, 70], None, 2),  # group 1, D 64
-    (14, 2, 128, [600, 37], None, 2),  # group 7 (Qwen's), GMAX 8, chunk 512 + tail
-    (14, 2, 128, [300, 5, 129], 16, 8),  # paged, ragged
+    # hq, hkv, d, lens, page_size, multiprocessors (the emulation reports 4
+    # blocks per multiprocessor, so few of them means few splits)
+    (2, 2, 64, [1, 70], None, 2),  # group 1, D 64, two splits
+    (14, 2, 128, [600, 37], None, 2),  # group 7 (Qwen's), splits of many tiles
+    (14, 2, 128, [300, 5, 129], 16, 8),  # paged, ragged, many splits
     (8, 4, 64, [130, 0], 8, 4),  # group 2, an empty sequence
-    (16, 4, 128, [200], None, 1),  # group 4
+    (16, 4, 128, [200], None, 1),  # group 4, one split: no merge
+    (3, 1, 128, [1100], None, 1),  # group 3: one split of 1100 tokens (no chunk cap)
+    (10, 2, 64, [333, 64], 5, 1),  # group 5, pages of 5 cut every tile
+    (12, 2, 128, [257], 7, 16),  # group 6, pages of 7, the most splits
+    (8, 1, 64, [513, 1], 24, 64),  # group 8, a split past a short sequence
 ]
 
 
@@ -94,3 +101,104 @@ def test_decode_matches_reference(lib, hq, hkv, d, lens, page_size, sms):
     assert rel < 1e-2, f"relative error {rel:.3g}"
     per_row = ((o - r).norm(dim=-1) / r.norm(dim=-1)).max().item()
     assert per_row < 2e-2, per_row
+
+
+def test_decode_is_deterministic(lib):
+    # Fixed-order reductions and merge: the same bits every call.
+    q, cache, seq_lens, table = filled(14, 2, 128, [300, 77], 16, seed=3)
+    args = (q, *cache, seq_lens, table, 300, 0.1, 8, 0, 0)
+    first, second = ops.decode_call(lib, *args), ops.decode_call(lib, *args)
+    assert torch.equal(first.view(torch.int16), second.view(torch.int16))
+
+
+@pytest.mark.parametrize("where", ["k", "v_code", "v_scale"])
+def test_nan_in_k_or_v_propagates(lib, where):
+    hq, hkv, d, lens = 8, 2, 64, [200, 150]
+    q, cache, seq_lens, table = filled(hq, hkv, d, lens, None, seed=11)
+    k_cache, v_cache, v_scale = cache
+    if where == "k":
+        k_cache[0, 123, 1, 5] = float("nan")  # every head of kv head 1 in sequence 0
+    elif where == "v_code":
+        v_cache.view(torch.uint8)[0, 123, 1, 5] = 0x7F  # dim 5 of kv head 1
+    else:
+        v_scale[0, 123, 1] = float("nan")  # every dim of kv head 1
+    ref = reference.decode_attention(q, *cache, seq_lens, table, 0.125)
+    out = ops.decode_call(lib, q, *cache, seq_lens, table, max(lens), 0.125, 2, 0, 0)
+    assert ref.isnan().any(), "the reference must see the NaN"
+    assert torch.equal(out.isnan(), ref.isnan()), (
+        f"NaN positions differ: kernel {out.isnan().nonzero().tolist()[:8]}, "
+        f"reference {ref.isnan().nonzero().tolist()[:8]}"
+    )
+    live = ~ref.isnan()
+    rel = ((out[live].float() - ref[live].float()).norm() / ref[live].float().norm()).item()
+    assert rel < 1e-2, f"relative error {rel:.3g} outside the NaN"
+
+
+def _call(lib, q, cache, seq_lens, table, max_seq_len):
+    return ops.decode_call(lib, q, *cache, seq_lens, table, max_seq_len, 0.1, 2, 0, 0)
+
+
+def test_seq_lens_above_max_seq_len_are_refused_before_launch(lib):
+    q, cache, seq_lens, table = filled(4, 2, 64, [40, 70], 16, seed=5)
+    calls = ops.KERNEL_CALLS["knlp_decode_attention"]
+    with pytest.raises(ValueError, match=r"seq_lens range 40\.\.70 is outside 0\.\.max_seq_len=64"):
+        _call(lib, q, cache, seq_lens, table, 64)
+    with pytest.raises(ValueError, match=r"seq_lens range -1\.\.40"):
+        _call(lib, q, cache, torch.tensor([40, -1], dtype=torch.int32), table, 64)
+    assert ops.KERNEL_CALLS["knlp_decode_attention"] == calls, "the kernel was launched"
+
+
+def _misaligned(t):
+    """A contiguous copy of t whose data pointer is 2 bytes past a 16-byte boundary."""
+    nbytes = t.numel() * t.element_size()
+    buf = bytearray(nbytes + 32)
+    addr = torch.frombuffer(buf, dtype=torch.uint8).data_ptr()
+    offset = (2 - addr) % 16
+    view = torch.frombuffer(buf, dtype=t.dtype, count=t.numel(), offset=offset).view(t.shape)
+    view.copy_(t)
+    assert view.data_ptr() % 16 == 2
+    return view
+
+
+@pytest.mark.parametrize("name", ["q", "k_cache", "v_cache", "v_scale"])
+def test_misaligned_pointers_are_refused(lib, name):
+    q, cache, seq_lens, table = filled(4, 2, 64, [40, 70], None, seed=6)
+    named = dict(zip(["k_cache", "v_cache", "v_scale"], cache, strict=True), q=q)
+    named[name] = _misaligned(named[name])
+    args = [named[n] for n in ("k_cache", "v_cache", "v_scale")]
+    with pytest.raises(
+        ValueError, match=rf"{name} data pointer 0x[0-9a-f]+ is not \d+-byte aligned"
+    ):
+        ops.decode_call(lib, named["q"], *args, seq_lens, table, 70, 0.1, 2, 0, 0)
+
+
+def test_the_library_refuses_misaligned_pointers_too(lib):
+    # The C ABI checks again, for callers that skip ops.py.
+    q, (k, v, s), seq_lens, _ = filled(4, 2, 64, [40, 70], None, seed=6)
+    out = torch.empty_like(q)
+    status = lib.knlp_decode_attention(
+        q.data_ptr(), k.data_ptr() + 2, v.data_ptr(), s.data_ptr(), seq_lens.data_ptr(), None,
+        2, 4, 2, 64, 70, 0, 70, 1, 128, 0.1, None, None, None, out.data_ptr(), 0, None,
+    )  # fmt: skip
+    assert status != 0 and b"must be 16-byte aligned" in lib.knlp_last_error()
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda a: a.update(q=a["q"].half()), r"q must be bf16"),
+        (lambda a: a.update(k_cache=a["k_cache"].half()), r"k_cache dtype torch.float16"),
+        (lambda a: a.update(v_scale=a["v_scale"].double()), r"v_scale must be float32"),
+        (lambda a: a.update(seq_lens=a["seq_lens"].long()), r"seq_lens must be int32"),
+        (lambda a: a.update(table=a["table"].long()), r"block_table must be int32"),
+    ],
+)
+def test_wrong_dtypes_are_refused(lib, change, message):
+    q, (k, v, s), seq_lens, table = filled(4, 2, 64, [40, 70], 16, seed=7)
+    a = dict(q=q, k_cache=k, v_cache=v, v_scale=s, seq_lens=seq_lens, table=table)
+    change(a)
+    with pytest.raises(ValueError, match=message):
+        ops.decode_call(
+            lib, a["q"], a["k_cache"], a["v_cache"], a["v_scale"], a["seq_lens"], a["table"],
+            70, 0.1, 2, 0, 0,
+        )  # fmt: skip

@@ -24,6 +24,8 @@ typedef hipError_t gpuError_t;
 #define gpuGetLastError hipGetLastError
 #define gpuGetErrorString hipGetErrorString
 #define gpuSetDevice hipSetDevice
+#define gpuOccupancyBlocksPerSm(out, kernel, threads) \
+  hipOccupancyMaxActiveBlocksPerMultiprocessor((out), (kernel), (threads), 0)
 #define KNLP_SHFL_XOR(value, lane_mask) __shfl_xor((value), (lane_mask))
 #define KNLP_LAUNCH(kernel, grid, block, stream, ...) \
   kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__)
@@ -37,6 +39,8 @@ typedef cudaError_t gpuError_t;
 #define gpuGetLastError cudaGetLastError
 #define gpuGetErrorString cudaGetErrorString
 #define gpuSetDevice cudaSetDevice
+#define gpuOccupancyBlocksPerSm(out, kernel, threads) \
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor((out), (kernel), (threads), 0)
 #define KNLP_SHFL_XOR(value, lane_mask) __shfl_xor_sync(0xffffffffu, (value), (lane_mask))
 #define KNLP_LAUNCH(kernel, grid, block, stream, ...) \
   kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__)
@@ -117,6 +121,45 @@ KNLP_HD float e4m3_to_float(uint8_t b) {
   }
   return bits_float(sign | ((exp + 120u) << 23) | (man << 20));
 }
+
+// Asynchronous 16- and 4-byte copies from global to shared memory, and the
+// pipeline's waits. On sm_80 and newer they are cp.async (the load bypasses
+// registers and the thread goes on; async_wait_all_but_one() waits for every
+// committed group but the newest). Elsewhere (older NVIDIA, HIP, the CPU
+// emulation) they are plain 16- and 4-byte loads and stores, complete when
+// issued, and the waits do nothing.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+__device__ __forceinline__ void copy16_async(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void copy4_async(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void async_wait_all_but_one() {
+  asm volatile("cp.async.wait_group 1;\n" ::);
+}
+#else
+__device__ __forceinline__ void copy16_async(void* smem, const void* gmem) {
+  *static_cast<uint4*>(smem) = *static_cast<const uint4*>(gmem);
+}
+__device__ __forceinline__ void copy4_async(void* smem, const void* gmem) {
+  *static_cast<float*>(smem) = *static_cast<const float*>(gmem);
+}
+__device__ __forceinline__ void async_commit() {}
+__device__ __forceinline__ void async_wait_all_but_one() {}
+#endif
+
+// A load that skips the (incoherent) L1: for data other blocks wrote before a fence.
+#if defined(KNLP_CPU_EMULATION)
+__device__ __forceinline__ float load_l2(const float* p) { return *p; }
+#elif defined(__HIPCC__)
+__device__ __forceinline__ float load_l2(const float* p) { return *static_cast<const volatile float*>(p); }
+#else
+__device__ __forceinline__ float load_l2(const float* p) { return __ldcg(p); }
+#endif
 
 // Four e4m3 codes packed in a uint32 -> four floats, each times 2^-8.
 //

@@ -117,3 +117,27 @@ def test_gpu_rejects_unsupported_head_dim():
     bad = [t[..., :32].contiguous() if t.dim() == 4 else t for t in cache]
     with pytest.raises(ValueError, match="head_dim 32 is not compiled"):
         torch.ops.knlp.decode_attention(q[..., :32].contiguous(), *bad, seq_lens, table, 10, 0.1)
+
+
+def test_gpu_refuses_seq_lens_above_max_seq_len():
+    q, cache, seq_lens, table = filled_cache("gpt2", [100, 40], 16, seed=2)
+    with pytest.raises(
+        ValueError, match=r"seq_lens range 40\.\.100 is outside 0\.\.max_seq_len=64"
+    ):
+        torch.ops.knlp.decode_attention(q, *cache, seq_lens, table, 64, 0.1)
+
+
+@pytest.mark.parametrize("where", ["k", "v_code"])
+def test_gpu_nan_in_k_or_v_propagates(where):
+    # Long enough for many splits: the NaN passes the cp.async pipeline and the merge.
+    q, cache, seq_lens, table = filled_cache("qwen2.5-7b", [6000, 300], None, seed=4)
+    if where == "k":
+        cache[0][0, 4321, 2, 7] = float("nan")
+    else:
+        cache[1].view(torch.uint8)[0, 4321, 2, 7] = 0x7F
+    out = torch.ops.knlp.decode_attention(q, *cache, seq_lens, table, 6000, 0.088)
+    ref = reference.decode_attention(
+        q.cpu(), *(t.cpu() for t in cache), seq_lens.cpu(), table, 0.088
+    )
+    assert ref.isnan().any()
+    assert torch.equal(out.cpu().isnan(), ref.isnan())

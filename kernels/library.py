@@ -62,10 +62,11 @@ _I = ctypes.c_int
 _SIGNATURES = {
     "knlp_kernels_vendor": (ctypes.c_char_p, []),
     "knlp_last_error": (ctypes.c_char_p, []),
-    "knlp_decode_plan": (_I, [_I, _I, _I, _I, ctypes.POINTER(_I), ctypes.POINTER(_I)]),
+    "knlp_decode_occupancy": (_I, [_I, _I, _I, ctypes.POINTER(_I)]),
+    "knlp_decode_plan": (_I, [_I] * 5 + [ctypes.POINTER(_I), ctypes.POINTER(_I)]),
     "knlp_decode_attention": (
         _I,
-        [_P, _P, _P, _P, _P, _P] + [_I] * 8 + [ctypes.c_float, _P, _P, _P, _I, _P],
+        [_P, _P, _P, _P, _P, _P] + [_I] * 9 + [ctypes.c_float, _P, _P, _P, _P, _I, _P],
     ),
     "knlp_kv_write": (_I, [_P, _P, _P, _I, _I, _I, _P, _P, _P, _I, _P]),
     "knlp_fp8_e4m3_encode_host": (None, [_P, _P, ctypes.c_int64]),
@@ -91,11 +92,26 @@ def check(lib, status, what):
         raise RuntimeError(f"{what}: {lib.knlp_last_error().decode()}")
 
 
-def decode_plan(lib, batch, kv_heads, max_seq_len, multiprocessors):
-    """(num_splits, chunk) the kernel uses for this shape on this many multiprocessors."""
+def decode_occupancy(lib, head_dim, group, device):
+    """Decode blocks of this shape one multiprocessor of `device` holds at once."""
+    blocks = ctypes.c_int()
+    status = lib.knlp_decode_occupancy(head_dim, group, device, ctypes.byref(blocks))
+    check(lib, status, "decode occupancy")
+    return blocks.value
+
+
+def decode_plan(lib, batch, kv_heads, max_seq_len, multiprocessors, blocks_per_sm):
+    """(num_splits, chunk) the kernel uses for this shape when the device holds
+    `multiprocessors * blocks_per_sm` decode blocks at once."""
     splits, chunk = ctypes.c_int(), ctypes.c_int()
     status = lib.knlp_decode_plan(
-        batch, kv_heads, max_seq_len, multiprocessors, ctypes.byref(splits), ctypes.byref(chunk)
+        batch,
+        kv_heads,
+        max_seq_len,
+        multiprocessors,
+        blocks_per_sm,
+        ctypes.byref(splits),
+        ctypes.byref(chunk),
     )
     check(lib, status, "decode plan")
     return splits.value, chunk.value

@@ -19,6 +19,7 @@ import json
 import struct
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 EM_CUDA = 190
 EM_AMDGPU = 224
@@ -89,13 +90,13 @@ def _names(blob, names):
     return [n for n in names if n.encode() in blob]
 
 
-def cuda_code(data, names=()):
-    """Device code entries of nvcc's .nv_fatbin section."""
+def _cuda_entries(data):
+    """(arch number, kind number, compressed, payload) of each entry of .nv_fatbin."""
     sections = _sections(data)
     if ".nv_fatbin" not in sections:
-        return []
+        return
     off, size = sections[".nv_fatbin"]
-    end, pos, found = off + size, off, []
+    end, pos = off + size, off
     while pos + 16 <= end:
         magic, _version, header_size, fat_size = struct.unpack_from("<IHHQ", data, pos)
         if magic != FATBIN_MAGIC:
@@ -106,19 +107,36 @@ def cuda_code(data, names=()):
             (arch_num,) = struct.unpack_from("<I", data, entry + 28)
             (flags,) = struct.unpack_from("<Q", data, entry + 40)
             blob = data[entry + ehsize : entry + ehsize + payload]
-            compressed = bool(flags & FATBIN_COMPRESSED)
-            found.append(
-                DeviceCode(
-                    vendor="cuda",
-                    arch=f"sm_{arch_num}",
-                    kind={1: "ptx", 2: "cubin"}.get(kind, f"kind{kind}"),
-                    elf_arch=None if compressed or kind != 2 else _cuda_elf_arch(blob),
-                    symbols=[] if compressed else _names(blob, names),
-                )
-            )
+            yield arch_num, kind, bool(flags & FATBIN_COMPRESSED), blob
             entry += ehsize + payload
         pos = (stop + 7) // 8 * 8
+
+
+def cuda_code(data, names=()):
+    """Device code entries of nvcc's .nv_fatbin section."""
+    found = []
+    for arch_num, kind, compressed, blob in _cuda_entries(data):
+        found.append(
+            DeviceCode(
+                vendor="cuda",
+                arch=f"sm_{arch_num}",
+                kind={1: "ptx", 2: "cubin"}.get(kind, f"kind{kind}"),
+                elf_arch=None if compressed or kind != 2 else _cuda_elf_arch(blob),
+                symbols=[] if compressed else _names(blob, names),
+            )
+        )
     return found
+
+
+def cuda_cubins(path, arch, names=()):
+    """The uncompressed cubins for `arch` in a library that hold every kernel of `names`."""
+    data = Path(path).read_bytes()
+    return [
+        blob
+        for arch_num, kind, compressed, blob in _cuda_entries(data)
+        if f"sm_{arch_num}" == arch and kind == 2 and not compressed
+        if len(_names(blob, names)) == len(names)
+    ]
 
 
 def rocm_code(data, names=()):

@@ -194,11 +194,6 @@ def _decode_attention_fake(
 def _decode_attention_gpu(
     q, k_cache, v_cache, v_scale, seq_lens, block_table, max_seq_len, softmax_scale
 ):
-    _check_decode(q, k_cache, v_cache, v_scale, seq_lens, block_table, max_seq_len)
-    bsz, hq, d = q.shape
-    hkv = k_cache.shape[2]
-    _require(d in HEAD_DIMS, f"head_dim {d} is not compiled; accepted: {HEAD_DIMS}")
-    _require(hq // hkv <= MAX_GROUP, f"{hq // hkv} q heads per kv head; at most {MAX_GROUP}")
     tensors = [q, k_cache, v_cache, v_scale, seq_lens] + (
         [] if block_table is None else [block_table]
     )
@@ -224,6 +219,32 @@ def _decode_attention_gpu(
     )
 
 
+# Bytes each pointer the kernel reads must be aligned to (16-byte copies of q, K, V).
+ALIGNMENT = {"q": 16, "k_cache": 16, "v_cache": 16, "v_scale": 4}
+
+
+def _check_kernel_inputs(q, k_cache, v_cache, v_scale, seq_lens, max_seq_len):
+    """What the compiled kernel needs beyond _check_decode: its shapes, aligned
+    pointers, and seq_lens within 0..max_seq_len (read back: one device sync)."""
+    bsz, hq, d = q.shape
+    hkv = k_cache.shape[2]
+    _require(d in HEAD_DIMS, f"head_dim {d} is not compiled; accepted: {HEAD_DIMS}")
+    _require(hq // hkv <= MAX_GROUP, f"{hq // hkv} q heads per kv head; accepted: 1..{MAX_GROUP}")
+    named = {"q": q, "k_cache": k_cache, "v_cache": v_cache, "v_scale": v_scale}
+    for name, t in named.items():
+        _require(
+            t.data_ptr() % ALIGNMENT[name] == 0,
+            f"{name} data pointer {t.data_ptr():#x} is not {ALIGNMENT[name]}-byte aligned; "
+            f"accepted: a tensor whose storage offset keeps that alignment",
+        )
+    lo, hi = int(seq_lens.min()), int(seq_lens.max())
+    _require(
+        0 <= lo and hi <= max_seq_len,
+        f"seq_lens range {lo}..{hi} is outside 0..max_seq_len={max_seq_len}; "
+        f"accepted: every length in 0..max_seq_len",
+    )
+
+
 def decode_call(
     lib,
     q,
@@ -238,16 +259,26 @@ def decode_call(
     device,
     stream,
 ):
-    """Plans the split and calls knlp_decode_attention on validated tensors (device
-    memory, or host memory for the CPU emulation library)."""
+    """Validates the inputs, plans the split from the kernel's occupancy and calls
+    knlp_decode_attention (device memory, or host memory for the CPU emulation
+    library). Bad inputs raise ValueError before anything is launched."""
+    _check_decode(q, k_cache, v_cache, v_scale, seq_lens, block_table, max_seq_len)
     bsz, hq, d = q.shape
-    hkv = k_cache.shape[2]
-    splits, chunk = library.decode_plan(lib, bsz, hkv, max_seq_len, multiprocessors)
+    if bsz == 0:
+        return torch.empty_like(q)
     q = q.contiguous()
+    _check_kernel_inputs(q, k_cache, v_cache, v_scale, seq_lens, max_seq_len)
+    hkv = k_cache.shape[2]
+    per_sm = library.decode_occupancy(lib, d, hq // hkv, device)
+    splits, chunk = library.decode_plan(lib, bsz, hkv, max_seq_len, multiprocessors, per_sm)
     table = None if block_table is None else block_table.contiguous()
     out = torch.empty_like(q)
-    part_o = torch.empty(bsz * hq * splits * d, dtype=torch.float32, device=q.device)
-    part_ml = torch.empty(bsz * hq * splits * 2, dtype=torch.float32, device=q.device)
+    # The split path's partials and per-(sequence, kv head) arrival counters.
+    part_o = part_ml = counters = None
+    if splits > 1:
+        part_o = torch.empty(bsz * hq * splits * d, dtype=torch.float32, device=q.device)
+        part_ml = torch.empty(bsz * hq * splits * 2, dtype=torch.float32, device=q.device)
+        counters = torch.zeros(bsz * hkv, dtype=torch.int32, device=q.device)
     KERNEL_CALLS["knlp_decode_attention"] += 1
     status = lib.knlp_decode_attention(
         q.data_ptr(),
@@ -262,11 +293,13 @@ def decode_call(
         d,
         k_cache.shape[1],
         0 if table is None else table.shape[1],
+        max_seq_len,
         splits,
         chunk,
         softmax_scale,
-        part_o.data_ptr(),
-        part_ml.data_ptr(),
+        None if part_o is None else part_o.data_ptr(),
+        None if part_ml is None else part_ml.data_ptr(),
+        None if counters is None else counters.data_ptr(),
         out.data_ptr(),
         device,
         stream,

@@ -62,12 +62,13 @@ def parse_mirror_roots(value):
     return [root.strip().rstrip("/") for root in re.split(r"[,\s]+", value or "") if root.strip()]
 
 
-def candidate_urls(mirror_roots, mirror_name, remote):
-    """The URLs to try, in order: each mirror root + mirror_name, then the remote."""
-    urls = [f"{root}/{mirror_name}" for root in mirror_roots]
-    if remote and remote not in urls:
+def candidate_urls(mirror_roots, mirror_name, remote, mirrors=()):
+    """The URLs to try, in order: each mirror root + mirror_name, then the fork's own
+    mirror list (forks.bzl `mirrors`), then the remote; each URL once."""
+    urls = [f"{root}/{mirror_name}" for root in mirror_roots] + list(mirrors)
+    if remote:
         urls.append(remote)
-    return urls
+    return list(dict.fromkeys(urls))
 
 
 def git(args, cwd, check=True):
@@ -194,14 +195,16 @@ def fetch_fork(
     archive_sha256="",
     commit_prefix="",
     log=print,
+    mirrors=(),
 ):
     """Fetches, verifies and packs one fork; returns a dict describing what was done.
 
-    submodules: [(path, commit, url)] as the lock records them.
+    submodules: [(path, commit, url)] as the lock records them. mirrors: the
+    fork's own mirror URLs (forks.bzl), tried after the mirror roots.
     """
     require_full_sha(name, commit, commit_prefix)
     work = Path(work)
-    urls = candidate_urls(mirror_roots, mirror_name, remote)
+    urls = candidate_urls(mirror_roots, mirror_name, remote, mirrors)
     served_by = checkout(work / "fork", commit, urls, log)
     parts = [("", work / "fork", commit)]
     subs = {}
@@ -247,6 +250,9 @@ def main(argv=None):
     parser.add_argument("--remote", required=True)
     parser.add_argument("--mirror-name", required=True)
     parser.add_argument("--mirrors", default="", help="KNLP_FORK_MIRRORS value")
+    parser.add_argument(
+        "--mirror", action="append", default=[], help="the fork's own mirror URL (repeatable)"
+    )
     parser.add_argument("--submodule", action="append", default=[], help="path=commit=url")
     parser.add_argument("--archive-sha256", default="")
     parser.add_argument("--work", required=True)
@@ -273,6 +279,7 @@ def main(argv=None):
             args.archive_sha256,
             args.commit_prefix,
             log=lambda msg: print(msg, file=sys.stderr),
+            mirrors=args.mirror,
         )
     except FetchError as err:
         print(f"knlp: {err}", file=sys.stderr)

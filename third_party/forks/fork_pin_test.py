@@ -130,6 +130,7 @@ def repos(tmp_path_factory):
             "remote": str(upstream / "tinyext.git"),
             "ref": "refs/tags/v1",
             "mirror_name": "tinyext.git",
+            "mirrors": [],
             "submodules": ["vendor/sub"],
             "pair": "test",
         }
@@ -319,3 +320,53 @@ def test_a_server_that_refuses_fetch_by_sha_is_searched_through_its_refs(world, 
     info = fetch(world, entry, [str(world["good"])], log=messages.append, submodules=[])
     assert info["commit"] == world["old"]
     assert messages[-1] == f"fetched {world['old']} from {world['good']}/tinyext.git (all refs)"
+
+
+def test_update_resolves_a_branch_through_the_fork_mirror_list(world):
+    # The remote is unreachable; the fork's mirror list names a local mirror
+    # directory that does not exist, then a mirror that has the branch. The
+    # lock knows the full commit (as for FlashInfer's paper pin) but nothing else.
+    fork = dict(
+        world["forks"]["tinyext"],
+        remote=str(world["tmp"] / "unreachable/tinyext.git"),
+        ref="refs/heads/main",
+        mirrors=[str(world["tmp"] / "no-mirror/tinyext.git"), str(world["good"] / "tinyext.git")],
+    )
+    forks = {"tinyext": fork}
+    assert pins.check_declarations(forks) == []
+    lock = {"version": 1, "forks": {"tinyext": pins.empty_entry(fork, world["commit"])}}
+    notes = []
+    new = update.update(forks, lock, [], set(), [], log=notes.append)
+    entry = new["forks"]["tinyext"]
+    assert pins.check_lock(forks, new) == []
+    assert entry["commit"] == world["commit"] and entry["commit_prefix"] == world["commit"]
+    assert entry["submodules"]["vendor/sub"]["commit"] == world["sub_commit"]
+    assert len(entry["archive_sha256"]) == 64
+    assert any(str(world["good"]) in n for n in notes), notes
+    # The same archive as a pin resolved from the remote itself.
+    assert entry["archive_sha256"] == pinned(world)["archive_sha256"]
+
+
+def test_mirror_list_order_and_refusals():
+    urls = fork_fetch.candidate_urls(
+        ["/env"], "x.git", "https://h/x.git", ["/local/x.git", "ssh://s/x.git"]
+    )
+    assert urls == ["/env/x.git", "/local/x.git", "ssh://s/x.git", "https://h/x.git"]
+    bad = {"x": {"remote": "https://h/x.git", "ref": "", "mirror_name": "x.git",
+                 "mirrors": ["https://h/x.git"], "submodules": [], "pair": "p"}}  # fmt: skip
+    assert pins.check_declarations(bad) == [
+        "fork x: mirrors list the remote; it is always tried last"
+    ]
+
+
+def test_no_mirror_answering_fails_naming_every_url(world):
+    fork = dict(
+        world["forks"]["tinyext"],
+        remote=str(world["tmp"] / "unreachable/tinyext.git"),
+        ref="refs/heads/main",
+        mirrors=[str(world["tmp"] / "no-mirror/tinyext.git")],
+    )
+    lock = {"version": 1, "forks": {"tinyext": pins.empty_entry(fork)}}
+    with pytest.raises(fork_fetch.FetchError) as err:
+        update.update({"tinyext": fork}, lock, [], set(), [], log=lambda m: None)
+    assert "no-mirror/tinyext.git" in str(err.value) and "unreachable/tinyext.git" in str(err.value)

@@ -15,6 +15,9 @@ Fields:
     pin that names a bare commit (its known prefix is then in the lock).
   mirror_name: the repository's name under a mirror root
     (KNLP_FORK_MIRRORS); the mirror URL is <root>/<mirror_name>.
+  mirrors: this fork's own mirror list, tried in order after the
+    KNLP_FORK_MIRRORS roots and before `remote`: the local mirror directory,
+    then the group's server (prune). A mirror that lacks the commit is skipped.
   submodules: paths of submodules the build needs; their commits are pinned in
     the lock too.
   pair: the pin set the fork belongs to ("paper" is the set that serves end to
@@ -29,8 +32,9 @@ load("//tools/bazel:git_pin.bzl", "git_pin")
 FORKS = {
     "flashinfer": {
         "remote": "https://github.com/mcgrof/flashinfer.git",
-        "ref": "refs/tags/paper-memory-decode-v0.18",
+        "ref": "refs/heads/paper-memory-decode-v0.18",
         "mirror_name": "flashinfer.git",
+        "mirrors": ["/mnt/prune/git/flashinfer.git", "ssh://prune/srv/git/flashinfer.git"],
         "submodules": ["3rdparty/cutlass", "3rdparty/spdlog"],
         "pair": "paper",
         "purpose": "independent K/V dtypes in prefill and decode (K16/V8)",
@@ -40,6 +44,7 @@ FORKS = {
         "remote": "https://github.com/mcgrof/flashinfer.git",
         "ref": "",
         "mirror_name": "flashinfer.git",
+        "mirrors": ["/mnt/prune/git/flashinfer.git", "ssh://prune/srv/git/flashinfer.git"],
         "submodules": ["3rdparty/cutlass", "3rdparty/spdlog"],
         "pair": "upstream",
         "purpose": "upstream-track FlashInfer, paired with vllm_upstream",
@@ -49,6 +54,7 @@ FORKS = {
         "remote": "https://github.com/mcgrof/LMCache.git",
         "ref": "refs/heads/asymmetric-kv-codec",
         "mirror_name": "LMCache.git",
+        "mirrors": ["/mnt/prune/git/LMCache.git", "ssh://prune/srv/git/LMCache.git"],
         "submodules": [],
         "pair": "paper",
         "purpose": "K16/V8 storage codec (0.75 storage ratio, K bit-exact)",
@@ -56,8 +62,9 @@ FORKS = {
     },
     "vllm": {
         "remote": "https://github.com/mcgrof/vllm.git",
-        "ref": "refs/tags/paper-memory-decode-v0.18",
+        "ref": "refs/heads/paper-memory-decode-v0.18",
         "mirror_name": "vllm.git",
+        "mirrors": ["/mnt/prune/git/vllm.git", "ssh://prune/srv/git/vllm.git"],
         "submodules": [],
         "pair": "paper",
         "purpose": "asymmetric K/V cache plumbing (branch asymmetric-kv-plumbing)",
@@ -70,6 +77,7 @@ FORKS = {
         "remote": "https://github.com/mcgrof/vllm.git",
         "ref": "",
         "mirror_name": "vllm.git",
+        "mirrors": ["/mnt/prune/git/vllm.git", "ssh://prune/srv/git/vllm.git"],
         "submodules": [],
         "pair": "upstream",
         "purpose": "upstream-track vLLM, paired with flashinfer_upstream",
@@ -89,5 +97,6 @@ def fork_repositories():
             remote = fork["remote"],
             ref = fork["ref"],
             mirror_name = fork["mirror_name"],
+            mirrors = fork["mirrors"],
             lock = "//third_party/forks:forks.lock.json",
         )

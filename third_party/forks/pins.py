@@ -1,16 +1,17 @@
 """Read the fork declarations (forks.bzl) and the lock (forks.lock.json), and check them.
 
 forks.bzl is the one place a fork is declared; its `FORKS` dict is also a
-Python literal, read here with `ast` so that Python and Starlark share it. The
+Python literal, read with tools/bazel/bzl_data.py so that Python and Starlark share it. The
 lock is JSON, read by the `git_pin` repository rule and written only by the
 update tool (update.py).
 """
 
-import ast
 import json
 import os
 import re
 from pathlib import Path
+
+from tools.bazel.bzl_data import bzl_value
 
 HERE = Path(__file__).resolve().parent
 FORKS_BZL = HERE / "forks.bzl"
@@ -32,13 +33,10 @@ class PinError(Exception):
 
 def starlark_dict(path, name):
     """The value of the top-level `name = {...}` literal in a .bzl file."""
-    tree = ast.parse(Path(path).read_text(), filename=str(path))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [
-            name
-        ]:
-            return ast.literal_eval(node.value)
-    raise PinError(f"{path} has no top-level `{name} = ...`")
+    try:
+        return bzl_value(path, name)
+    except ValueError as e:
+        raise PinError(str(e)) from None
 
 
 def load_forks(path=FORKS_BZL):
@@ -79,10 +77,15 @@ def check_declarations(forks):
     for name, fork in sorted(forks.items()):
         if not re.match(r"^[a-z][a-z0-9_]*$", name):
             problems.append(f"fork name {name!r}: use lower case letters, digits and _")
-        missing = {"remote", "ref", "mirror_name", "submodules", "pair"} - set(fork)
+        missing = {"remote", "ref", "mirror_name", "mirrors", "submodules", "pair"} - set(fork)
         if missing:
             problems.append(f"fork {name}: missing fields {sorted(missing)}")
             continue
+        mirrors = fork["mirrors"]
+        if not isinstance(mirrors, list) or not all(isinstance(m, str) and m for m in mirrors):
+            problems.append(f"fork {name}: mirrors {mirrors!r} must be a list of URLs or paths")
+        elif fork["remote"] in mirrors:
+            problems.append(f"fork {name}: mirrors list the remote; it is always tried last")
         if fork["ref"] and not REF.match(fork["ref"]):
             problems.append(
                 f"fork {name}: ref {fork['ref']!r} must be a full ref "

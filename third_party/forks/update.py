@@ -4,10 +4,12 @@
     bazel run //third_party/forks:update -- vllm         # only this fork
     bazel run //third_party/forks:update -- --bump lmcache   # re-resolve a moving ref
 
-Run it on a host that reaches the remotes (or prune's mirrors, through
-KNLP_FORK_MIRRORS). Like pip-compile, it keeps a commit that is already
-resolved unless the fork is named with --bump or its declaration in forks.bzl
-changed. For each fork it:
+Run it on a host that reaches the remotes or a mirror: each fork is looked
+for under the KNLP_FORK_MIRRORS roots, then in its own `mirrors` list
+(forks.bzl: the local mirror directory, then prune), then at its remote.
+Like pip-compile, it keeps a commit that is already resolved unless the fork
+is named with --bump or its declaration in forks.bzl changed. For each fork
+it:
 
   1. resolves the commit: `git ls-remote <url> <ref>` (tags peeled) for a ref
      pin; for a bare-commit pin (no ref), a fetch of the branches and tags and
@@ -61,8 +63,15 @@ def resolve_prefix(url, prefix, work):
     return proc.stdout.strip()
 
 
+def fork_urls(fork, mirror_roots):
+    """Where the fork is looked for: KNLP_FORK_MIRRORS roots, its mirror list, its remote."""
+    return fork_fetch.candidate_urls(
+        mirror_roots, fork["mirror_name"], fork["remote"], fork.get("mirrors", [])
+    )
+
+
 def resolve_commit(name, fork, entry, mirror_roots, work, log):
-    urls = fork_fetch.candidate_urls(mirror_roots, fork["mirror_name"], fork["remote"])
+    urls = fork_urls(fork, mirror_roots)
     prefix = entry.get("commit_prefix", "")
     errors = []
     for url in urls:
@@ -111,7 +120,7 @@ def submodule_urls(repo, paths):
 def resolve_fork(name, fork, entry, mirror_roots, work, log):
     """A new, fully resolved lock entry for `name`."""
     commit = resolve_commit(name, fork, entry, mirror_roots, work, log)
-    urls = fork_fetch.candidate_urls(mirror_roots, fork["mirror_name"], fork["remote"])
+    urls = fork_urls(fork, mirror_roots)
     # Checked out under a local mirror root, so that packing it below (through
     # the repository rule's code) fetches the fork from here, not again.
     local_root = Path(work) / "local"
@@ -133,6 +142,7 @@ def resolve_fork(name, fork, entry, mirror_roots, work, log):
         Path(work) / "src.tar",
         [(p, s["commit"], s["url"]) for p, s in subs.items()],
         log=log,
+        mirrors=fork.get("mirrors", []),
     )
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {

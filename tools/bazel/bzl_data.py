@@ -1,8 +1,10 @@
-"""The one reader of .bzl files from Python: a literals-only file's assignments as values.
+"""The one reader of .bzl files from Python.
 
 A .bzl file that both Bazel and Python read (experiments/ablations/steps.bzl,
 tools/reproduce/stage_sets.bzl) holds only a docstring and `NAME = <literal>`
-assignments, so Starlark loads it and this module evaluates the same text.
+assignments, so Starlark loads it and `load_bzl` evaluates the same text.
+Files that also hold Starlark code (tools/bazel/gpu_targets.bzl,
+third_party/forks/forks.bzl) are read one literal at a time with `bzl_value`.
 """
 
 import ast
@@ -32,3 +34,13 @@ def load_bzl(path):
         code = compile(ast.Expression(node.value), str(path), "eval")
         names[node.targets[0].id] = eval(code, {"__builtins__": {}}, dict(names))  # noqa: S307
     return names
+
+
+def bzl_value(path, name):
+    """The value of the top-level `name = <literal>` in any .bzl file; other code is skipped."""
+    tree = ast.parse(Path(path).read_text(), filename=str(path))
+    for node in tree.body:
+        targets = [getattr(t, "id", None) for t in getattr(node, "targets", [])]
+        if isinstance(node, ast.Assign) and targets == [name]:
+            return ast.literal_eval(node.value)
+    raise ValueError(f"{path} has no top-level `{name} = <literal>`")

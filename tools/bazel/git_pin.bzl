@@ -79,6 +79,8 @@ def _git_pin_impl(rctx):
         "--info",
         str(rctx.path("fork_info.json")),
     ]
+    for url in rctx.attr.mirrors:
+        args += ["--mirror", url]
     for path, sub in entry.get("submodules", {}).items():
         args += ["--submodule", "%s=%s=%s" % (path, sub["commit"], sub["url"])]
     rctx.report_progress("fetching fork %s at %s" % (rctx.attr.fork, commit[:12]))
@@ -97,6 +99,7 @@ git_pin = repository_rule(
         "remote": attr.string(mandatory = True, doc = "upstream URL, from forks.bzl"),
         "ref": attr.string(doc = "the ref the pin follows, from forks.bzl"),
         "mirror_name": attr.string(mandatory = True, doc = "the repository's name under a mirror root"),
+        "mirrors": attr.string_list(doc = "the fork's own mirror URLs, from forks.bzl, tried before the remote"),
         "lock": attr.label(mandatory = True, allow_single_file = [".json"]),
         "fetch_script": attr.label(default = "//third_party/forks:fork_fetch.py"),
         "interpreter": attr.string(default = "/usr/bin/python3.11"),

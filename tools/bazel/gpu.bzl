@@ -28,7 +28,12 @@ with a message naming the compiler and ./setup.sh, before any compiler runs.
 """
 
 load("@local_toolchains//:toolchains.bzl", "TOOLCHAINS")
-load("//tools/bazel:gpu_targets.bzl", _GPU_TARGETS = "GPU_TARGETS", _VENDORS = "VENDORS")
+load(
+    "//tools/bazel:gpu_targets.bzl",
+    "GPU_COMPILE_FLAGS",
+    _GPU_TARGETS = "GPU_TARGETS",
+    _VENDORS = "VENDORS",
+)
 
 # Re-exported so kernel BUILD files load one file; declared in gpu_targets.bzl.
 GPU_TARGETS = _GPU_TARGETS
@@ -168,19 +173,17 @@ def _gpu_shared_library_impl(ctx):
     inputs = srcs + ctx.files.hdrs
     args = ctx.actions.args()
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+    compile_flags = GPU_COMPILE_FLAGS[vendor]
+    args.add_all(compile_flags["flags"])
+    for arch in archs:
+        number = arch[len("sm_"):] if vendor == "cuda" else arch
+        args.add_all([f.format(arch = arch, number = number) for f in compile_flags["arch_flags"]])
     if vendor == "cuda":
-        args.add_all(["-shared", "-Xcompiler", "-fPIC", "-O3", "-std=c++17", "-cudart", "static", "-I."])
-        for arch in archs:
-            args.add("-gencode")
-            args.add("arch=compute_%s,code=%s" % (arch[len("sm_"):], arch))
         env["KNLP_NVCC_IDENTITY"] = tool["identity"]
     else:
         device_libs = ctx.file.rocm_device_libs
         inputs = inputs + [device_libs]
-        args.add_all(["-x", "hip", "-shared", "-fPIC", "-O3", "-std=c++17", "-I."])
         args.add(device_libs.path, format = "--rocm-device-lib-path=%s")
-        for arch in archs:
-            args.add(arch, format = "--offload-arch=%s")
         env["HIP_PLATFORM"] = "amd"
         env["KNLP_HIPCC_IDENTITY"] = tool["identity"]
     args.add_all(ctx.attr.copts)

@@ -35,6 +35,21 @@ GPU_TARGETS = {
 # The vendors, in a stable order.
 VENDORS = ["cuda", "rocm"]
 
+# vendor -> how its compiler builds a kernel library: `flags` first, then
+# `arch_flags` once per architecture ({arch}: "sm_90"; {number}: "90"), then
+# the target's copts, -o and the sources. tools/bazel/gpu.bzl's
+# gpu_shared_library and tools/gpu_acceptance.sh (no Bazel) both read this.
+GPU_COMPILE_FLAGS = {
+    "cuda": {
+        "flags": ["-shared", "-Xcompiler", "-fPIC", "-O3", "-std=c++17", "-cudart", "static", "-I."],
+        "arch_flags": ["-gencode", "arch=compute_{number},code={arch}"],
+    },
+    "rocm": {
+        "flags": ["-x", "hip", "-shared", "-fPIC", "-O3", "-std=c++17", "-I."],
+        "arch_flags": ["--offload-arch={arch}"],
+    },
+}
+
 def _check():
     for name, p in GPU_TARGETS.items():
         if sorted(p.keys()) != ["arch", "gpu", "vendor"]:

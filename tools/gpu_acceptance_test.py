@@ -1,0 +1,92 @@
+"""tools/gpu_acceptance.sh --dry-run, as the gate runs it, and its argument checks.
+
+The dry run compiles the kernels with nvcc and the flags of GPU_COMPILE_FLAGS
+(tools/bazel/gpu_targets.bzl), reads the carried Shakespeare tokens, collects
+the GPU tests and parses the benchmark's arguments; it must stay under 60 s
+on an idle machine (checked as CPU time, since the gate's machine is shared).
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kernels import objcheck
+from tools import gpu_acceptance
+
+SCRIPT = Path(gpu_acceptance.__file__).with_name("gpu_acceptance.sh")
+
+
+def run(*args):
+    env = dict(os.environ, PYTHON=sys.executable)
+    return subprocess.run(
+        ["bash", str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env
+    )
+
+
+def _cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def test_dry_run_compiles_reads_data_and_collects(tmp_path):
+    out = tmp_path / "out"
+    t0, cpu0 = time.monotonic(), _cpu_seconds()
+    proc = run("--dry-run", out)
+    seconds, cpu = time.monotonic() - t0, _cpu_seconds() - cpu0
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads((out / "results.json").read_text())
+    assert result["dry_run"] and result["arch"] == "sm_90"
+    steps = {r["step"]: r for r in result["steps"]}
+    assert list(steps) == ["data", "compile", "gpu tests", "bench arguments"]
+    assert all(r["status"] == "ok" for r in steps.values()), steps
+    assert json.loads(steps["data"]["detail"]) == {"train_tokens": 1487682, "val_tokens": 78319}
+    assert "kernels/gpu_test.py" in steps["gpu tests"]["detail"]
+    code = objcheck.device_code(out / "lib/libdecode_cuda.so", ["decode_kernel"])
+    assert {(c.arch, c.elf_arch) for c in code} == {("sm_90", "sm_90")}
+    assert any(c.symbols == ["decode_kernel"] for c in code), code
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith("# GPU acceptance (DRY RUN: nothing was measured)")
+    assert (out / "steps.csv").read_text().splitlines()[0] == "step,status,seconds,detail"
+    # The budget is 60 s on an idle machine. The gate's machines are shared, so
+    # wall time is reported and CPU time (the dry run is serial) is what must fit.
+    print(f"dry run: {seconds:.1f} s wall, {cpu:.1f} s CPU")
+    assert cpu < 60, f"the dry run used {cpu:.0f} s of CPU ({seconds:.0f} s wall)"
+
+
+def test_compiles_with_the_build_flag_table():
+    cmd = gpu_acceptance.nvcc_command("sm_86", Path("x.so"))
+    table = gpu_acceptance.bzl_value(gpu_acceptance.TARGETS_BZL, "GPU_COMPILE_FLAGS")["cuda"]
+    assert cmd[1 : 1 + len(table["flags"])] == table["flags"]
+    assert cmd[1 + len(table["flags"]) :] == [
+        "-gencode", "arch=compute_86,code=sm_86", "-o", "x.so", str(gpu_acceptance.KERNEL_SOURCE),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--dry-run", "--arch", "sm_42", "{out}"], "--arch sm_42 is not a CUDA profile's arch"),
+        (["--dry-run", "{full}"], "exists and is not an empty directory"),
+        ([], "the following arguments are required: outdir"),
+    ],
+)
+def test_bad_arguments_are_refused(tmp_path, args, message):
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("results of an earlier run")
+    proc = run(*[a.format(out=tmp_path / "new", full=full) for a in args])
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert (full / "keep.txt").read_text() == "results of an earlier run"
+
+
+def test_without_a_gpu_the_full_run_says_so(tmp_path):
+    proc = run(tmp_path / "out")
+    if proc.returncode == 0:
+        pytest.skip("a GPU is visible: the full run belongs on the GPU host, not in the gate")
+    assert proc.returncode == 2 and "no GPU visible" in proc.stderr, proc.stderr
