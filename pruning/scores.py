@@ -110,9 +110,10 @@ def bitter9_movement(w, m, v, eps=EPS, **_):
     """The pre-November-2025 bitter9: |w| sqrt(|m| + eps) + 0.1 sign(w) m / (sqrt(v) + eps).
 
     The reference writes it as magnitude x gradient minus 0.1 movement, with
-    movement = -(sign(w) m) / (sqrt(v) + eps).
+    movement = -(sign(w) m) / (sqrt(v) + eps); the operations keep its order,
+    so the float rounding (and the mask at a tie) is the same.
     """
-    return w.abs() * (m.abs() + eps).sqrt() + 0.1 * torch.sign(w) * m / (v.sqrt() + eps)
+    return w.abs() * (m.abs() + eps).sqrt() + 0.1 * (torch.sign(w) * m / (v.sqrt() + eps))
 
 
 SCORES = {
