@@ -33,7 +33,7 @@ from experiments.trainer import TrainConfig
 from models.vision import zoo as vision_zoo
 from pruning import optimizers as popt
 from pruning import scores
-from pruning.masks import PRUNERS, with_pruning
+from pruning.masks import PRUNERS
 
 EXPERIMENT = "pruning_matrix"
 
@@ -148,12 +148,7 @@ def build_cell(model_name, opt_name, method, target, opts: RunOptions, device, d
         ramp_end=max(int(WARMUP_FRAC * iters) + 1, int(RAMP_END_FRAC * iters)),
         frequency=max(1, int((RAMP_END_FRAC - WARMUP_FRAC) * iters / UPDATES)),
     )
-    if method == "none":
-        opt = popt.make_optimizer(opt_name, net, lr=lr, weight_decay=WEIGHT_DECAY)
-    elif method in PRUNERS:
-        base = popt.make_optimizer(opt_name, net, lr=lr, weight_decay=WEIGHT_DECAY)
-        opt = with_pruning(base, net, method, **sched)
-    else:
+    if method in scores.SCORES:
         opt = popt.make_optimizer(
             "adamwprune",
             net,
@@ -162,6 +157,9 @@ def build_cell(model_name, opt_name, method, target, opts: RunOptions, device, d
             base=opt_name,
             pruning=dict(variant=method, **sched),
         )
+    else:
+        pruning = None if method == "none" else dict(method=method, **sched)
+        opt = popt.make_optimizer(opt_name, net, lr=lr, weight_decay=WEIGHT_DECAY, pruning=pruning)
     xtr, ytr = data.x_train.to(device), data.y_train.to(device)
     xte, yte = data.x_test.to(device), data.y_test.to(device)
     bs = spec["batch"]
@@ -187,7 +185,7 @@ def build_cell(model_name, opt_name, method, target, opts: RunOptions, device, d
         device=device,
         seed=seed,
         tokens_per_sample=1,
-        grad_clip=0.0,
+        grad_clip=popt.GRAD_CLIP.get(opt_name, 0.0),
         progress=opts.progress,
         checkpoint_interval=opts.checkpoint_interval or 0,
     )

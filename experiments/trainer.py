@@ -6,9 +6,13 @@ The model follows nanoGPT's convention: `model(x, targets)` returns
 GPT-2 zoo on token memmaps and the vision models on image tensors.
 
 What it does per iteration: `grad_accum` micro-batches under bf16 autocast
-on a GPU (fp32 on the CPU), gradient clipping, the optimizer step with the
-learning rate of a linear warmup followed by a cosine decay to `min_lr`,
-then the hooks (pruning masks, sparsity figures). It stops at `max_iters` or
+on a GPU (fp32 on the CPU), then `optimizer_step`: the optimizer's
+`before_clip()` hook on the raw gradients if it has one (AdamWSPAM's spike
+clipping and spike test, pruning/spam.py), the global gradient-norm clip at
+`grad_clip`, and the optimizer step; then the hooks (pruning masks, sparsity
+figures). The trainer alone clips and sets the learning rate: a linear warmup
+followed by a cosine decay to `min_lr` (pruning/schedule.py `lr_at`), times
+the warmup after each moment reset of an optimizer with `lr_restarts`. It stops at `max_iters` or
 when `time_budget_s` of wall time is spent, evaluates every `eval_interval`
 iterations on `eval_iters` batches, checkpoints every `checkpoint_interval`
 iterations, and writes one JSON record per logged iteration and per eval to
@@ -35,6 +39,7 @@ import torch
 import torch.distributed as dist
 
 from experiments.results import JsonlWriter, repair_jsonl
+from pruning import schedule
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -85,15 +90,23 @@ class TrainConfig:
         return d
 
 
-def lr_at(it: int, cfg: TrainConfig) -> float:
-    """Linear warmup to cfg.lr, then cosine decay to cfg.min_lr at lr_decay_iters."""
+def lr_at(it: int, cfg: TrainConfig, restarts: tuple[int, int] | None = None) -> float:
+    """Linear warmup to cfg.lr, then cosine decay to cfg.min_lr at lr_decay_iters.
+
+    `restarts` is an optimizer's `lr_restarts` (interval, warmup), or None.
+    """
     decay = cfg.lr_decay_iters or cfg.max_iters
-    if it < cfg.warmup_iters:
-        return cfg.lr * (it + 1) / (cfg.warmup_iters + 1)
-    if it >= decay:
-        return cfg.min_lr
-    ratio = (it - cfg.warmup_iters) / max(1, decay - cfg.warmup_iters)
-    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.lr - cfg.min_lr)
+    return schedule.lr_at(it, cfg.lr, cfg.min_lr, cfg.warmup_iters, decay, restarts)
+
+
+def optimizer_step(optimizer, params, grad_clip: float) -> None:
+    """before_clip() on the raw gradients (if the optimizer has it), the global clip, step()."""
+    hook = getattr(optimizer, "before_clip", None)
+    if hook is not None:
+        hook()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
 
 
 @dataclass
@@ -298,7 +311,7 @@ class Trainer:
                     break
                 if cfg.eval_interval and it % cfg.eval_interval == 0 and it > 0:
                     evals.append(self._eval_and_record(it, writer))
-                lr = lr_at(it, cfg)
+                lr = lr_at(it, cfg, getattr(self.optimizer, "lr_restarts", None))
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 rec = self._train_iter(it)
@@ -438,9 +451,7 @@ class Trainer:
             if hasattr(h, "after_backward"):
                 h.after_backward(it)
         td = time.perf_counter()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
-        self.optimizer.step()
+        optimizer_step(self.optimizer, self.raw_model.parameters(), cfg.grad_clip)
         self.optimizer.zero_grad(set_to_none=True)
         for h in self.hooks:
             if hasattr(h, "after_step"):

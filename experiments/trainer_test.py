@@ -12,7 +12,7 @@ import torch
 from data.text import open_dataset
 from experiments.ddp_check import BigramLM
 from experiments.results import read_jsonl
-from experiments.trainer import TrainConfig, Trainer, TrainingFailure, lr_at
+from experiments.trainer import TrainConfig, Trainer, TrainingFailure, lr_at, optimizer_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -149,3 +149,23 @@ def test_ddp_two_gloo_processes_agree(tmp_path):
     assert r0["tokens"] == 12 * 8 * 2 * 32 * 2
     recs = read_jsonl(str(out / "metrics.jsonl"))
     assert len([r for r in recs if r["kind"] == "train"]) == 12  # rank 0 alone writes
+
+
+def test_optimizer_step_hands_raw_gradients_to_the_hook_then_clips():
+    p = torch.nn.Parameter(torch.zeros(2))
+
+    class Recorder(torch.optim.SGD):
+        def before_clip(self):
+            self.seen = float(p.grad.norm())
+
+    opt = Recorder([p], lr=0.0)
+    p.grad = torch.tensor([30.0, 40.0])
+    optimizer_step(opt, [p], grad_clip=1.0)
+    assert opt.seen == 50.0  # the hook saw the raw gradient
+    assert float(p.grad.norm()) == pytest.approx(1.0, rel=1e-5)  # then the trainer clipped
+
+
+def test_lr_follows_the_optimizers_restarts():
+    cfg = TrainConfig(max_iters=100, lr=1.0, min_lr=0.0, warmup_iters=0)
+    assert lr_at(50, cfg, (50, 10)) < 0.1 * lr_at(50, cfg)
+    assert lr_at(60, cfg, (50, 10)) == lr_at(60, cfg)

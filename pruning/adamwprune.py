@@ -10,8 +10,8 @@ cubically to `target` at `ramp_end`. bitter4 keeps a per-layer share instead.
 import torch
 
 from pruning.masks import Pruned, Pruner
-from pruning.optimizers import AdamWSPAM
-from pruning.scores import LAYER_ADAPTIVE, NEEDS_W0, get_score
+from pruning.scores import LAYER_ADAPTIVE, get_score
+from pruning.spam import AdamWSPAM
 
 
 class StatePruner(Pruner):
@@ -22,7 +22,6 @@ class StatePruner(Pruner):
         kwargs.setdefault("layer_adaptive", variant in LAYER_ADAPTIVE)
         super().__init__(model, **kwargs)
         self.optimizer = optimizer
-        self.w0 = [w.detach().clone() for w in self.weights] if variant in NEEDS_W0 else None
 
     def score(self, i, w):
         state = self.optimizer.state.get(w, {})
@@ -30,8 +29,7 @@ class StatePruner(Pruner):
         v = state.get("exp_avg_sq", torch.zeros_like(w))
         step = int(state.get("step", 1)) or 1
         beta1 = self.optimizer.param_groups[0].get("betas", (0.9, 0.999))[0]
-        w0 = self.w0[i] if self.w0 is not None else None
-        return self.fn(w, m, v, step=step, beta1=beta1, w0=w0)
+        return self.fn(w, m, v, step=step, beta1=beta1)
 
 
 class AdamWPrune(Pruned):

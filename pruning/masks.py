@@ -5,9 +5,10 @@ step it multiplies the gradients by the masks (`before_step`) and afterwards
 the weights (`after_step`), so a pruned weight stays exactly zero whatever the
 optimizer's momentum or weight decay does. Every `frequency` steps from
 `warmup` to `ramp_end` it rescores the weights and keeps the top (1 - s) of
-them, s from the schedule; masks only ever shrink. A Linear whose weight is
-tied to an embedding (GPT-2's lm_head) is not pruned: its zeros would remove
-token embeddings.
+them, s from the schedule; masks only ever shrink. As in the reference, a
+Linear whose weight is tied to an embedding (GPT-2's lm_head) is pruned too,
+so its zeros remove entries of the token embedding; `dense_tied=True` leaves
+it dense instead (the project's earlier choice, see README.md).
 """
 
 import abc
@@ -18,12 +19,17 @@ import torch.nn as nn
 from pruning.schedule import layer_sparsities, sparsity_at
 
 
-def prunable(model):
-    """(name, weight) of every Linear and Conv2d weight not tied to an embedding."""
+def prunable(model, dense_tied=False):
+    """(name, weight) of every Linear and Conv2d weight, each shared weight once.
+
+    dense_tied=True leaves out a weight tied to an nn.Embedding (GPT-2's lm_head).
+    """
     tied = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     out, seen = [], set()
     for name, module in model.named_modules():
-        if isinstance(module, nn.Linear | nn.Conv2d) and id(module.weight) not in tied:
+        if isinstance(module, nn.Linear | nn.Conv2d):
+            if dense_tied and id(module.weight) in tied:
+                continue
             if id(module.weight) not in seen:
                 seen.add(id(module.weight))
                 out.append((f"{name}.weight", module.weight))
@@ -36,12 +42,19 @@ class Pruner(abc.ABC):
     shape = "cubic"
 
     def __init__(
-        self, model, target=0.5, warmup=1000, ramp_end=3000, frequency=50, layer_adaptive=False
+        self,
+        model,
+        target=0.5,
+        warmup=1000,
+        ramp_end=3000,
+        frequency=50,
+        layer_adaptive=False,
+        dense_tied=False,
     ):
         sparsity_at(0, target, warmup, ramp_end, self.shape)  # validates target and shape
         if frequency < 1:
             raise ValueError(f"pruning frequency {frequency!r} is invalid; accepted: an int >= 1")
-        pairs = prunable(model)
+        pairs = prunable(model, dense_tied)
         if not pairs:
             raise ValueError("model has no Linear or Conv2d weight to prune")
         self.names = [name for name, _ in pairs]
@@ -162,6 +175,16 @@ class Pruned:
     @property
     def state(self):
         return self.base.state
+
+    @property
+    def lr_restarts(self):
+        return getattr(self.base, "lr_restarts", None)
+
+    def before_clip(self):
+        """The base optimizer's hook on raw gradients, if it has one (see spam.py)."""
+        hook = getattr(self.base, "before_clip", None)
+        if hook is not None:
+            hook()
 
     def zero_grad(self, set_to_none=True):
         self.base.zero_grad(set_to_none=set_to_none)

@@ -1,10 +1,17 @@
+"""The factory, AdamWSPAM against hand-computed moments, and the LR restart factor."""
+
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn as nn
 
-from pruning.optimizers import OPTIMIZERS, AdamWSPAM, make_optimizer
+from pruning.masks import Pruned
+from pruning.optimizers import OPTIMIZERS, make_optimizer
+from pruning.schedule import lr_at, restart_factor
+from pruning.spam import AdamWSPAM
 
 
 def regression(name, steps=60):
@@ -34,62 +41,130 @@ def test_unknown_optimizer_lists_accepted():
         make_optimizer("lion", nn.Linear(2, 2))
 
 
-def one_param_opt(**kwargs):
-    p = nn.Parameter(torch.zeros(1))
-    opt = AdamWSPAM([p], lr=0.1, betas=(0.9, 0.95), weight_decay=0.0, clip_norm=None, **kwargs)
-    return p, opt
+def test_factory_puts_magnitude_pruning_around_any_optimizer():
+    opt = make_optimizer("sgd", nn.Linear(4, 4), pruning={"method": "magnitude", "target": 0.5})
+    assert isinstance(opt, Pruned) and isinstance(opt.base, torch.optim.SGD)
+    with pytest.raises(ValueError, match="needs a 'method'"):
+        make_optimizer("adamw", nn.Linear(4, 4), pruning={"variant": "bitter7"})
 
 
-def step_with(p, opt, g):
-    p.grad = torch.tensor([g])
+def test_no_import_cycle():
+    # adamwprune must import without the factory (which imports it).
+    code = "import sys, pruning.adamwprune; assert 'pruning.optimizers' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def trainer_step(opt, params, grad, clip=1.0):
+    """The trainer's order (experiments/trainer.py optimizer_step): hook, global clip, step."""
+    params[0].grad = torch.tensor(grad, dtype=torch.float64)
+    opt.before_clip()
+    torch.nn.utils.clip_grad_norm_(params, clip)
     opt.step()
 
 
-def test_spam_clips_a_spike_to_sqrt_theta_v():
-    p, opt = one_param_opt(theta=50.0)
-    step_with(p, opt, 1.0)  # m = 0.1, v = 0.05
-    step_with(p, opt, 1000.0)  # clipped to sqrt(50 * 0.05) = 1.5811
-    m = opt.state[p]["exp_avg"].item()
-    assert m == pytest.approx(0.9 * 0.1 + 0.1 * math.sqrt(2.5), rel=1e-5)
+def test_spam_five_steps_against_hand_values():
+    # lr 0.1, betas (0.9, 0.95), no decay, spike test after 4 norms, no periodic reset.
+    # Step 5's raw 100 is clipped to sqrt(50 (v + 1e-12)) = 2.7087 (v = 0.146746 after
+    # step 4), the norm 2.7549 has z = 16.0 against the four before it (population
+    # std), so m *= 0.5 and v *= 0.9 before the update while max_exp_avg_sq stays;
+    # then the global clip to norm 1 and the AMSGrad update. Numbers from a float64
+    # transcription of those rules, step by step.
+    p = nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    opt = AdamWSPAM([p], lr=0.1, betas=(0.9, 0.95), weight_decay=0.0, min_norms=4)
+    opt.reset_interval = 0
+    for g in ([1.0, 0.5], [1.2, 0.4], [0.8, 0.6], [1.1, 0.5], [100.0, 0.5]):
+        trainer_step(opt, [p], g)
+    state = opt.state[p]
+    hand = {
+        "exp_avg": [0.23562623241617897, 0.08727051101548775],
+        "exp_avg_sq": [0.17381995971488928, 0.03477688167620215],
+        "max_exp_avg_sq": [0.17381995971488928, 0.03874782299230147],  # entry 1: step 4's v
+    }
+    for key, want in hand.items():
+        torch.testing.assert_close(
+            state[key], torch.tensor(want, dtype=torch.float64), rtol=0, atol=1e-7
+        )
+    torch.testing.assert_close(
+        p.detach(), torch.tensor([-0.464963622952289, -0.4447802619988633], dtype=torch.float64)
+    )
+    assert opt.spikes == 1
+
+
+def feed(opt, norms):
+    return [opt._is_spike(x) for x in norms]
+
+
+def test_spike_test_needs_ten_norms_and_population_std():
+    opt = AdamWSPAM([nn.Parameter(torch.zeros(1))])
+    # mean of the nine 13/9 = 1.4444, population std 0.4969 (sample std 0.5270):
+    # 2.46 is z = 2.04 with the population std, 1.93 with the sample std.
+    assert not any(feed(opt, [1, 2, 1, 2, 1, 2, 1, 2, 1]))
+    assert feed(opt, [2.46]) == [True]
+    opt = AdamWSPAM([nn.Parameter(torch.zeros(1))])
+    assert feed(opt, [1, 2, 1, 2, 1, 2, 1, 2, 50]) == [False] * 9  # only 9 norms yet
+
+
+def test_spike_test_forgets_norms_older_than_the_window():
+    opt = AdamWSPAM([nn.Parameter(torch.zeros(1))])
+    # the 100s fell out of the last 100: against 50 twos and 49 ones, 2.6 is z = 2.19
+    feed(opt, [100.0] * 50 + [1, 2] * 50)
+    assert feed(opt, [2.6]) == [True]
+
+
+def test_spam_state_survives_a_resume():
+    def run(steps, opt=None, p=None):
+        torch.manual_seed(0)
+        grads = [torch.randn(3) * (30 if i == 11 else 1) for i in range(14)]
+        if opt is None:
+            p = nn.Parameter(torch.zeros(3))
+            opt = AdamWSPAM([p], lr=0.1)
+        for g in grads[steps[0] : steps[1]]:
+            p.grad = g.clone()
+            opt.step()
+        return p, opt
+
+    p_full, opt_full = run((0, 14))
+    p_half, opt_half = run((0, 8))
+    p_new = nn.Parameter(p_half.detach().clone())
+    opt_new = AdamWSPAM([p_new], lr=0.1)
+    opt_new.load_state_dict(opt_half.state_dict())
+    run((8, 14), opt_new, p_new)
+    assert opt_full.spikes == opt_new.spikes == 1
+    torch.testing.assert_close(p_new.detach(), p_full.detach(), rtol=0, atol=0)
+
+
+def test_optimizer_does_not_clip_globally():
+    p = nn.Parameter(torch.zeros(2))
+    opt = AdamWSPAM([p], lr=0.1, spam=False)
+    p.grad = torch.tensor([30.0, 40.0])
+    opt.step()
+    torch.testing.assert_close(opt.state[p]["exp_avg"], torch.tensor([3.0, 4.0]))
 
 
 def test_adamwadv_does_not_clip_spikes():
-    p, opt = one_param_opt(spam=False)
-    step_with(p, opt, 1.0)
-    step_with(p, opt, 1000.0)
+    p = nn.Parameter(torch.zeros(1))
+    opt = AdamWSPAM([p], lr=0.1, weight_decay=0.0, spam=False)
+    for g in (1.0, 1000.0):
+        p.grad = torch.tensor([g])
+        opt.step()
     assert opt.state[p]["exp_avg"].item() == pytest.approx(0.09 + 100.0, rel=1e-5)
-    assert "max_exp_avg_sq" in opt.state[p]  # amsgrad
+    assert "max_exp_avg_sq" in opt.state[p] and opt.lr_restarts is None
 
 
-def test_periodic_reset_zeroes_moments_and_warms_up():
-    p, opt = one_param_opt(reset_interval=3, reset_warmup=4)
-    for _ in range(3):
-        step_with(p, opt, 1.0)
-    step_with(p, opt, 1.0)  # step 4: moments reset before the update
+def test_periodic_reset_zeroes_moments_and_leaves_lr_to_the_trainer():
+    p = nn.Parameter(torch.zeros(1))
+    opt = AdamWSPAM([p], lr=0.1, reset_interval=3, reset_warmup=4, spike_clip=False)
+    for _ in range(4):  # step 4: moments zeroed before the update
+        p.grad = torch.tensor([1.0])
+        opt.step()
     assert opt.state[p]["exp_avg"].item() == pytest.approx(0.1)
-    assert opt.lr_scale() < 1.0  # in the warmup after the reset
+    assert opt.param_groups[0]["lr"] == 0.1 and opt.lr_restarts == (3, 4)
 
 
-def test_soft_reset_on_gradient_norm_outlier():
-    p, opt = one_param_opt(theta=1e12)
-    for _ in range(12):
-        step_with(p, opt, 1.0 + 0.01 * torch.randn(()).item())
-    v_before = opt.state[p]["exp_avg_sq"].item()
-    step_with(p, opt, 50.0)  # z-score far above 2: moments halved before the update
-    v = opt.state[p]["exp_avg_sq"].item()
-    assert v == pytest.approx(0.95 * 0.5 * v_before + 0.05 * 2500.0, rel=1e-4)
-
-
-def test_clipping_bounds_the_global_norm():
-    p = nn.Parameter(torch.zeros(2))
-    opt = AdamWSPAM([p], lr=0.1, clip_norm=1.0, spam=False)
-    p.grad = torch.tensor([30.0, 40.0])
-    opt.step()
-    assert opt.state[p]["exp_avg"].norm().item() == pytest.approx(0.1, rel=1e-4)
-
-
-def test_cosine_annealing_to_min_lr():
-    p, opt = one_param_opt(spam=False, total_steps=10, min_lr=1e-6)
-    for _ in range(10):
-        step_with(p, opt, 1.0)
-    assert opt.lr_scale() == pytest.approx(0.0, abs=1e-12)
+def test_restart_factor_warms_up_after_each_reset():
+    assert restart_factor(999, 1000, 150) == 1.0
+    assert restart_factor(1000, 1000, 150) == pytest.approx(0.5 * (1 - math.cos(math.pi / 150)))
+    assert restart_factor(1149, 1000, 150) == pytest.approx(1.0)
+    assert restart_factor(2000, 1000, 150) == restart_factor(1000, 1000, 150)
+    assert lr_at(1000, 1.0, 0.0, 0, 10**6, (1000, 150)) < 0.001
+    assert lr_at(1000, 1.0, 0.0, 0, 10**6) > 0.99

@@ -44,9 +44,26 @@ def test_schedule():
         sparsity_at(0, 1.5, 0, 1)
 
 
-def test_prunable_skips_tied_embedding():
-    names = [n for n, _ in prunable(Net())]
-    assert names == ["layers.0.weight", "layers.2.weight", "layers.4.weight", "conv.weight"]
+def test_prunable_includes_tied_lm_head_unless_dense_tied():
+    layers = ["layers.0.weight", "layers.2.weight", "layers.4.weight", "conv.weight"]
+    assert [n for n, _ in prunable(Net())] == [*layers, "head.weight"]  # the reference's pool
+    assert [n for n, _ in prunable(Net(), dense_tied=True)] == layers
+
+
+def test_gpt2_124m_pruned_pool():
+    # 12 blocks x (c_attn 768x2304 + c_proj 768x768 + c_fc 768x3072 + mlp c_proj 3072x768)
+    # = 12 x 7,077,888 = 84,934,656, plus the tied lm_head 50,304 x 768 = 38,633,472.
+    from models.gpt2.config import GPT2Config
+    from models.gpt2.gpt2 import GPT2
+
+    with torch.device("meta"):  # shapes only: nothing allocated
+        model = GPT2(GPT2Config())
+    assert model.config.vocab_size == 50304
+    pool = {name: w.numel() for name, w in prunable(model)}
+    assert pool["lm_head.weight"] == 38_633_472
+    assert sum(pool.values()) - pool["lm_head.weight"] == 84_934_656
+    assert sum(pool.values()) == 123_568_128
+    assert sum(w.numel() for _, w in prunable(model, dense_tied=True)) == 84_934_656
 
 
 @pytest.mark.parametrize("variant", ["bitter0", "bitter1", "bitter3", "bitter5", "bitter7"])
@@ -71,7 +88,7 @@ def test_bitter4_per_layer_sparsity():
         make_optimizer("adam", model), model, variant="bitter4", target=0.5, warmup=0, ramp_end=5
     )
     train(opt, model, 6)
-    want = layer_sparsities(0.5, 4)
+    want = layer_sparsities(0.5, len(opt.pruner.weights))
     for got, w in zip(opt.pruner.layer_sparsity(), want, strict=True):
         assert abs(got - w) < 0.01
 

@@ -1,9 +1,16 @@
-"""Sparsity schedules: how much of the prunable weight is zero at step t.
+"""Schedules: the sparsity at step t, and the learning rate at iteration t.
 
-p = clip((t - warmup) / (ramp_end - warmup), 0, 1)
+Sparsity, p = clip((t - warmup) / (ramp_end - warmup), 0, 1):
 cubic (magnitude, AdamWPrune): s = s_target * p^3
 linear (movement):             s = s_target * p
+
+Learning rate (`lr_at`, applied by the trainer alone): a linear warmup to lr,
+then a cosine decay to min_lr at decay_iters; times `restart_factor` for an
+optimizer that zeroes its moments every `interval` steps (SPAM), which
+rises again from 0 to 1 over `warmup` steps after each reset on a half cosine.
 """
+
+import math
 
 SHAPES = ("cubic", "linear")
 
@@ -29,3 +36,25 @@ def layer_sparsities(target, n_layers, cap=0.95):
     if n_layers == 1:
         return [min(cap, target)]
     return [min(cap, target * (0.7 + 0.6 * l / (n_layers - 1))) for l in range(n_layers)]
+
+
+def lr_at(it, lr, min_lr, warmup, decay_iters, restarts=None):
+    """Learning rate of iteration `it` (0-based); `restarts` is (interval, warmup) or None."""
+    if it < warmup:
+        out = lr * (it + 1) / (warmup + 1)
+    elif it >= decay_iters:
+        out = min_lr
+    else:
+        ratio = (it - warmup) / max(1, decay_iters - warmup)
+        out = min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - min_lr)
+    return out * restart_factor(it, *restarts) if restarts else out
+
+
+def restart_factor(it, interval, warmup):
+    """LR multiplier at iteration `it` when moments are zeroed at it = interval, 2 interval, ..."""
+    if it < interval or warmup < 1:
+        return 1.0
+    since = it % interval
+    if since >= warmup:
+        return 1.0
+    return 0.5 * (1 - math.cos(math.pi * (since + 1) / warmup))

@@ -39,32 +39,48 @@ def test_default_eps_changes_little():
     )
 
 
-def test_bitter8_is_bitter7_in_fp16():
-    got = scores.bitter8(W, M, V, eps=0.0)
+def test_bitter8_in_fp16_by_hand():
+    # Each op in fp32, rounded to fp16. v = 0.04 is 0.0400085 in fp16; + 1e-5 rounds
+    # back to it; rsqrt 4.99947 -> 5.0; rsqrt(5) = 0.4472136 -> 0.44726562 (1832 x
+    # 2^-12); times |w| = 2. v = 0.01 is 0.0100021, + 1e-5 -> 0.0100098; rsqrt
+    # 9.99512 -> 9.9921875 (1279 x 2^-7); rsqrt -> 0.3163535 -> 0.31640625 (1296 x 2^-12).
+    got = scores.bitter8(W, M, V)
     assert got.dtype == torch.float32  # ranked in fp32, computed in fp16
-    torch.testing.assert_close(got, torch.tensor(EXPECTED["bitter7"]), rtol=2e-3, atol=1e-4)
-    # the fp16 path is really taken: a second moment below fp16's range vanishes
-    assert scores.bitter8(W, M, torch.full((3,), 1e-12), eps=0.0).eq(0).all()
-    assert scores.bitter7(W, M, torch.full((3,), 1e-12), eps=0.0).gt(0).all()
+    assert got.tolist() == [0.89453125, 0.31640625, 0.316162109375]
 
 
-def test_bitter9_is_compiled_bitter8():
-    got = scores.bitter9(W, M, V, eps=0.0)
-    torch.testing.assert_close(got, scores.bitter8(W, M, V, eps=0.0), rtol=1e-3, atol=1e-4)
-    assert scores._compiled_bitter8.cache_info().currsize == 1
+def test_bitter8_survives_fp16_underflow():
+    # v = 1e-9 is 0 in fp16 (smallest subnormal 6e-8); the epsilon is added after the
+    # cast: 1e-5 -> 1.00136e-5 (168 x 2^-24); rsqrt 316.01 -> 316.0; rsqrt(316) =
+    # 0.0562544 -> 0.0562439 (1843 x 2^-15); times |w| = [2, 1, 0.5]. Adding 1e-8
+    # before the cast instead gives 0 for every weight.
+    got = scores.bitter8(W, M, torch.full((3,), 1e-9))
+    assert got.tolist() == [0.11248779296875, 0.056243896484375, 0.0281219482421875]
 
 
-def test_legacy_bitter8_uses_bias_corrected_momentum():
-    # m_hat = m / (1 - 0.9^1) = [1, -2, 4]; |w| sqrt|m_hat| = [2, sqrt(2), 1]
-    got = scores.bitter8_mhat(W, M, V, step=1, beta1=0.9)
-    torch.testing.assert_close(got, torch.tensor([2.0, 1.414214, 1.0]))
+def test_bitter9_compiled_equals_eager_bitter8():
+    torch.manual_seed(0)
+    w = torch.randn(4096)
+    v = torch.rand(4096) ** 6 * 1e-2  # second moments over many fp16 binades
+    v[:64] = 1e-9
+    assert torch.equal(scores.bitter9(w, None, v), scores.bitter8(w, None, v))
+    assert scores._compiled_fourth_root.cache_info().currsize == 1
 
 
-def test_legacy_bitter9_subtracts_movement():
-    w0 = torch.tensor([-1.0, 1.0, 1.0])
-    # |w| sqrt|m| - 0.1 w (w - w0) = bitter3 - 0.1 [2, 0, -0.25]
-    got = scores.bitter9_movement(W, M, V, w0=w0)
-    torch.testing.assert_close(got, torch.tensor([0.432456, 0.447214, 0.341228]))
+def test_legacy_bitter8_epsilons_by_hand():
+    # float64, so the reference's epsilons show: m_hat = m / (0.1 + 1e-8);
+    # |w| sqrt(|m_hat| + 1e-8) = [2 sqrt(0.99999990 + 1e-8), sqrt(1e-8), 0.5 sqrt(1.1e-7)]
+    w = torch.tensor([-2.0, 1.0, 0.5], dtype=torch.float64)
+    m = torch.tensor([0.1, 0.0, 1e-8], dtype=torch.float64)
+    got = scores.bitter8_mhat(w, m, None, step=1, beta1=0.9)
+    want = torch.tensor([1.999999910000008, 1e-4, 1.6583123197998697e-4], dtype=torch.float64)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+
+
+def test_legacy_bitter9_adds_the_adam_direction():
+    # |w| sqrt|m| + 0.1 sign(w) m / sqrt(v) = bitter3 + 0.1 [-0.5, -2, 1]
+    got = scores.bitter9_movement(W, M, V, eps=0.0)
+    torch.testing.assert_close(got, torch.tensor([0.582456, 0.247214, 0.416228]))
 
 
 def test_unknown_variant_lists_accepted():

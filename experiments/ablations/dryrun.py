@@ -13,9 +13,9 @@ own shape, the optimizer and the pruner run, and a cached decode step works.
 
 import torch
 
+from experiments.trainer import optimizer_step
 from models.gpt2.config import GPT2Config
-from pruning.masks import with_pruning
-from pruning.optimizers import make_optimizer
+from pruning.optimizers import GRAD_CLIP, make_optimizer
 
 # The dry-run's tensors are tiny: one thread is faster than two fighting over a
 # shared 2-core machine, and Bazel already runs tests side by side.
@@ -32,26 +32,15 @@ def _check_finite(what, tensors):
             raise DryRunError(f"{what}: {name} has NaN or Inf")
 
 
-def make_step_optimizer(model, optimizer, pruning, lr, total_steps=None):
+def make_step_optimizer(model, optimizer, pruning, lr):
     """The optimizer, wrapped in AdamWPrune when the step prunes.
 
     `pruning` is None, AdamWPrune's options, or with "method": "magnitude" or
     "movement" the options of those pruners around any optimizer.
     """
-    if pruning and pruning.get("method"):
-        opts = {k: v for k, v in pruning.items() if k != "method"}
-        base = make_optimizer(optimizer, model, lr=lr, total_steps=total_steps)
-        return with_pruning(base, model, pruning["method"], **opts)
-    if pruning:
-        return make_optimizer(
-            "adamwprune",
-            model,
-            lr=lr,
-            base=optimizer,
-            pruning=dict(pruning),
-            total_steps=total_steps,
-        )
-    return make_optimizer(optimizer, model, lr=lr, total_steps=total_steps)
+    if pruning and not pruning.get("method"):
+        return make_optimizer("adamwprune", model, lr=lr, base=optimizer, pruning=dict(pruning))
+    return make_optimizer(optimizer, model, lr=lr, pruning=pruning)
 
 
 def tiny_pruning(pruning, iters):
@@ -89,7 +78,7 @@ def train_fixed_batch(model, loss_fn, optimizer, pruning, iters, lr):
         _check_finite("forward", [("loss", loss)])
         loss.backward()
         _check_finite("backward", [(n, p.grad) for n, p in model.named_parameters()])
-        opt.step()
+        optimizer_step(opt, model.parameters(), GRAD_CLIP.get(optimizer, 0.0))
         opt.zero_grad(set_to_none=True)
         _check_finite("optimizer step", list(model.named_parameters()))
         losses.append(loss.item())
@@ -151,8 +140,8 @@ def meta_pass(model_cls, cfg, optimizer="adamwspam", pruning=None, batch=8):
         for name, p in model.named_parameters():
             if p.grad is None or p.grad.shape != p.shape:
                 raise DryRunError(f"parameter {name} {tuple(p.shape)} got no gradient of its shape")
-        opt = make_step_optimizer(model, optimizer, pruning, lr=6e-4, total_steps=10400)
-        opt.step()
+        opt = make_step_optimizer(model, optimizer, pruning, lr=6e-4)
+        optimizer_step(opt, model.parameters(), GRAD_CLIP.get(optimizer, 0.0))
         if pruning:
             opt.pruner.update_masks(pruning["target"])
             opt.pruner.after_step()
