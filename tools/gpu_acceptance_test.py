@@ -71,7 +71,7 @@ def test_compiles_with_the_build_flag_table():
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--dry-run", "--arch", "sm_42", "{out}"], "--arch sm_42 is not a CUDA profile's arch"),
+        (["--dry-run", "--arch", "sm_42", "{out}"], "--arch sm_42 is not a CUDA GPU target's arch"),
         (["--dry-run", "{full}"], "exists and is not an empty directory"),
         ([], "the following arguments are required: outdir"),
     ],
