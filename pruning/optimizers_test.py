@@ -70,7 +70,7 @@ def test_spam_five_steps_against_hand_values():
     # then the global clip to norm 1 and the AMSGrad update. Numbers from a float64
     # transcription of those rules, step by step.
     p = nn.Parameter(torch.zeros(2, dtype=torch.float64))
-    opt = AdamWSPAM([p], lr=0.1, betas=(0.9, 0.95), weight_decay=0.0, min_norms=4)
+    opt = AdamWSPAM([p], lr=0.1, betas=(0.9, 0.95), weight_decay=0.0, min_norms=4, spike_clip=True)
     opt.reset_interval = 0
     for g in ([1.0, 0.5], [1.2, 0.4], [0.8, 0.6], [1.1, 0.5], [100.0, 0.5]):
         trainer_step(opt, [p], g)
@@ -153,12 +153,41 @@ def test_adamwadv_does_not_clip_spikes():
 
 def test_periodic_reset_zeroes_moments_and_leaves_lr_to_the_trainer():
     p = nn.Parameter(torch.zeros(1))
-    opt = AdamWSPAM([p], lr=0.1, reset_interval=3, reset_warmup=4, spike_clip=False)
+    opt = AdamWSPAM([p], lr=0.1, reset_interval=3, reset_warmup=4)
     for _ in range(4):  # step 4: moments zeroed before the update
         p.grad = torch.tensor([1.0])
         opt.step()
-    assert opt.state[p]["exp_avg"].item() == pytest.approx(0.1)
+    state = opt.state[p]
+    assert state["exp_avg"].item() == pytest.approx(0.1)
+    assert state["exp_avg_sq"].item() == pytest.approx(0.05)
+    # The reference leaves AMSGrad's maximum alone: v after steps 1-3 is 1 - 0.95^3.
+    assert state["max_exp_avg_sq"].item() == pytest.approx(1 - 0.95**3)
     assert opt.param_groups[0]["lr"] == 0.1 and opt.lr_restarts == (3, 4)
+
+
+def test_reset_amsgrad_max_is_an_option():
+    p = nn.Parameter(torch.zeros(1))
+    opt = AdamWSPAM([p], lr=0.1, reset_interval=3, reset_amsgrad_max=True)
+    for _ in range(4):
+        p.grad = torch.tensor([1.0])
+        opt.step()
+    assert opt.state[p]["max_exp_avg_sq"].item() == pytest.approx(0.05)
+
+
+def test_spike_clipping_is_off_by_default_as_in_the_reference():
+    p = nn.Parameter(torch.zeros(1))
+    opt = AdamWSPAM([p], lr=0.1, weight_decay=0.0)
+    p.grad = torch.tensor([1.0])
+    opt.step()  # v = 0.05 after one step: the clip threshold would be sqrt(50 v) = 1.58
+    p.grad = torch.tensor([100.0])
+    opt.before_clip()
+    assert p.grad.item() == 100.0
+    opt = AdamWSPAM([p], lr=0.1, weight_decay=0.0, spike_clip=True)
+    p.grad = torch.tensor([1.0])
+    opt.step()
+    p.grad = torch.tensor([100.0])
+    opt.before_clip()
+    assert p.grad.item() == pytest.approx(math.sqrt(50 * (0.05 + 1e-12)))
 
 
 def test_restart_factor_warms_up_after_each_reset():

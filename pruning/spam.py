@@ -7,7 +7,8 @@ needs from them is two hooks:
   * `before_clip()`, called by the trainer on the raw gradients, after the
     backward pass and before the global clip. It does the reference's
     spike handling (the old tree's `apply_spam_gradient_processing`):
-      - spike clipping (spike_clip=True): each entry with |g| > thr,
+      - spike clipping (only with spike_clip=True, off by default as in the
+        reference, where it is --spam-enable-clip): each entry with |g| > thr,
         thr = sqrt(theta (v + 1e-12)), v the second moment before this step,
         is set to sign(g) thr (theta 50);
       - spike test: the total gradient norm (after spike clipping) joins a
@@ -19,7 +20,8 @@ needs from them is two hooks:
     If the trainer does not call it, `step()` does, so the optimizer on its
     own still handles spikes (with no global clip).
   * `lr_restarts`: (reset_interval, reset_warmup). Every reset_interval
-    steps the moments are zeroed before the update; the learning-rate warmup
+    steps exp_avg and exp_avg_sq are zeroed before the update (AMSGrad's
+    max_exp_avg_sq too only with reset_amsgrad_max=True); the learning-rate warmup
     after each reset is the trainer's schedule's (pruning/schedule.py
     `restart_factor`), not applied here.
 """
@@ -44,7 +46,7 @@ class AdamWSPAM(torch.optim.Optimizer):
         weight_decay=0.1,
         amsgrad=True,
         spam=True,
-        spike_clip=True,
+        spike_clip=False,
         theta=50.0,
         zscore=2.0,
         window=100,
@@ -52,12 +54,14 @@ class AdamWSPAM(torch.optim.Optimizer):
         spike_decay=(0.5, 0.9),
         reset_interval=1000,
         reset_warmup=150,
+        reset_amsgrad_max=False,
     ):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
         super().__init__(params, defaults)
         self.spam, self.spike_clip, self.theta, self.zscore = spam, spike_clip, theta, zscore
         self.min_norms, self.spike_decay = min_norms, spike_decay
         self.reset_interval, self.reset_warmup = reset_interval, reset_warmup
+        self.reset_amsgrad_max = reset_amsgrad_max
         self.t = 0
         self.norms = collections.deque(maxlen=window)
         self.spikes = 0
@@ -114,7 +118,10 @@ class AdamWSPAM(torch.optim.Optimizer):
 
     def _zero_moments(self):
         for state in self.state.values():
-            for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            keys = ("exp_avg", "exp_avg_sq") + (
+                ("max_exp_avg_sq",) if self.reset_amsgrad_max else ()
+            )
+            for key in keys:
                 if key in state:
                     state[key].zero_()
 
