@@ -26,6 +26,7 @@ from experiments.profiles import REFERENCE_ITERS, Profile
 from experiments.runner import StepBuild
 from experiments.trainer import TrainConfig
 from models.gpt2.layers import KVSplice, cache_bytes
+from pruning import schedule
 from pruning.optimizers import make_optimizer
 
 KV_PROBE_TOKENS = 32
@@ -55,18 +56,6 @@ def variant_step(prefix: str) -> registry.Step:
         options={**reg.base["options"], **v["options"]},
         doc=v.get("doc", ""),
     )
-
-
-def scaled_pruning(pruning: dict | None, max_iters: int) -> dict | None:
-    """A step's pruning schedule (declared for REFERENCE_ITERS) scaled to `max_iters`."""
-    if not pruning:
-        return None
-    f = max_iters / REFERENCE_ITERS
-    out = dict(pruning)
-    out["warmup"] = max(0, round(pruning["warmup"] * f))
-    out["ramp_end"] = max(out["warmup"] + 1, round(pruning["ramp_end"] * f))
-    out["frequency"] = max(1, round(pruning["frequency"] * f))
-    return out
 
 
 @torch.no_grad()
@@ -133,7 +122,7 @@ def build_gpt2_step(
     tcfg = train_config(opts, device)
     torch.manual_seed(opts.seed)
     model = registry.build_model(step, config=cfg)
-    pruning = scaled_pruning(step.pruning, profile.max_iters)
+    pruning = schedule.scaled(step.pruning, profile.max_iters, REFERENCE_ITERS)
     common = dict(lr=tcfg.lr, weight_decay=tcfg.weight_decay, betas=tcfg.betas)
     if pruning:
         opt = make_optimizer("adamwprune", model, base=step.optimizer, pruning=pruning, **common)

@@ -32,7 +32,7 @@ from experiments.results import exit_on_results_error
 from experiments.trainer import TrainConfig
 from models.vision import zoo as vision_zoo
 from pruning import optimizers as popt
-from pruning import scores
+from pruning import schedule, scores
 from pruning.masks import PRUNERS
 
 EXPERIMENT = "pruning_matrix"
@@ -51,7 +51,9 @@ VISION = {
 LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "adamwadv": 2e-3, "adamwspam": 2e-3}
 WEIGHT_DECAY = 5e-4
 # Pruning ramp as fractions of the budget: start at 10%, reach the target at 60%.
-WARMUP_FRAC, RAMP_END_FRAC, UPDATES = 0.1, 0.6, 25
+# Every cell's pruning schedule, declared for 100 iterations and scaled to the
+# cell's budget: warmup 10%, cubic ramp to 60%, 25 rescorings on the way.
+SCHEDULE, SCHEDULE_ITERS = {"warmup": 10, "ramp_end": 60, "frequency": 2}, 100
 
 DEFAULTS = {
     "models": "lenet5,resnet18",
@@ -142,12 +144,7 @@ def build_cell(model_name, opt_name, method, target, opts: RunOptions, device, d
     net = vision_zoo.build(model_name, num_classes=data.num_classes, in_channels=spec["channels"])
     model = Classifier(net)
     lr = LR[opt_name]
-    sched = dict(
-        target=target,
-        warmup=int(WARMUP_FRAC * iters),
-        ramp_end=max(int(WARMUP_FRAC * iters) + 1, int(RAMP_END_FRAC * iters)),
-        frequency=max(1, int((RAMP_END_FRAC - WARMUP_FRAC) * iters / UPDATES)),
-    )
+    sched = dict(schedule.scaled(SCHEDULE, iters, SCHEDULE_ITERS), target=target)
     if method in scores.SCORES:
         opt = popt.make_optimizer(
             "adamwprune",

@@ -5,7 +5,7 @@ import torch.nn as nn
 from pruning.adamwprune import AdamWPrune
 from pruning.masks import MagnitudePruner, MovementPruner, prunable, with_pruning
 from pruning.optimizers import make_optimizer
-from pruning.schedule import layer_sparsities, sparsity_at
+from pruning.schedule import layer_sparsities, scaled, sparsity_at
 
 
 class Net(nn.Module):
@@ -157,3 +157,18 @@ def test_state_dict_roundtrip():
     assert other.pruner.t == 4
     for a, b in zip(opt.pruner.masks, other.pruner.masks, strict=True):
         assert torch.equal(a, b)
+
+
+def test_scaled_schedule_stretches_to_the_budget():
+    declared = {
+        "variant": "bitter7",
+        "target": 0.5,
+        "warmup": 1000,
+        "ramp_end": 3000,
+        "frequency": 50,
+    }
+    short = scaled(declared, 1040, 10400)
+    assert short == dict(declared, warmup=100, ramp_end=300, frequency=5)
+    tiny = scaled(declared, 10, 10400)  # the ramp keeps an iteration, rescoring every one
+    assert (tiny["warmup"], tiny["ramp_end"], tiny["frequency"]) == (1, 3, 1)
+    assert scaled(None, 10, 100) is None

@@ -8,6 +8,10 @@ Learning rate (`lr_at`, applied by the trainer alone): a linear warmup to lr,
 then a cosine decay to min_lr at decay_iters; times `restart_factor` for an
 optimizer that zeroes its moments every `interval` steps (SPAM), which
 rises again from 0 to 1 over `warmup` steps after each reset on a half cosine.
+
+A pruning schedule (warmup, ramp_end, frequency, in iterations) is declared
+for one budget and run under another with `scaled`, the one place that
+stretches it.
 """
 
 import math
@@ -58,3 +62,22 @@ def restart_factor(it, interval, warmup):
     if since >= warmup:
         return 1.0
     return 0.5 * (1 - math.cos(math.pi * (since + 1) / warmup))
+
+
+def scaled(pruning, iters, reference_iters):
+    """A pruning schedule declared for `reference_iters` iterations, stretched to `iters`.
+
+    warmup, ramp_end and frequency scale by iters / reference_iters (rounded);
+    the ramp keeps at least one iteration and rescoring happens at least every
+    iteration. Other keys (variant, target, method) pass through.
+    """
+    if not pruning:
+        return None
+    f = iters / reference_iters
+    warmup = max(0, round(pruning["warmup"] * f))
+    return dict(
+        pruning,
+        warmup=warmup,
+        ramp_end=max(warmup + 1, round(pruning["ramp_end"] * f)),
+        frequency=max(1, round(pruning["frequency"] * f)),
+    )
