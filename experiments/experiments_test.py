@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from data.text import open_dataset
 from experiments import kvsplice_cache, options, pruning_matrix, runner
 from experiments.ablations import registry
 from experiments.ddp_check import BigramLM
@@ -108,7 +109,7 @@ def test_sigkill_mid_step_then_rerun_completes_and_third_run_is_a_noop(tmp_path)
     for png in ("loss_curves.png", "val_ppl.png", "quality_vs_kv_bytes.png"):
         assert (run / "plots" / png).stat().st_size > 10_000
     m = read_json(str(run / "manifest.json"))
-    assert m["train"]["effective_batch_tokens"] == 4 * 64
+    assert m["train"]["effective_batch_tokens"] == 12 * 64
     assert m["config"]["profile"]["name"] == "cpu" and m["versions"]["torch"]
     assert len(m["invocations"]) == 2
 
@@ -131,17 +132,19 @@ def test_bad_profile_or_step_lists_the_valid_ones(capsys):
 
 def test_every_step_reaches_its_model_and_gpu_profiles_train_124m():
     cpu = resolve("cpu")
+    chars = open_dataset(cpu.dataset).meta["vocab_size"]  # the char dataset's own vocabulary
     seen = set()
     for sid in registry.step_ids():
         st = registry.step(sid)
         cfg = step_config(st, cpu)
-        assert cfg.vocab_size >= 50257 and cfg.block_size == cpu.block_size
+        assert cfg.vocab_size == chars and cfg.block_size == cpu.block_size
         seen.add((st.class_name, cfg, json.dumps(st.pruning, sort_keys=True)))
     assert len(seen) == len(registry.step_ids())  # no two steps train the same thing
     for p in PROFILES.values():
         if p.device == "cuda":
             cfg = step_config(registry.step(0), p)
             assert (cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size) == (12, 12, 768, 1024)
+            assert cfg.vocab_size == 50304  # GPT-2's, padded
     opts = RunOptions.for_profile(resolve("cpu", iters=100), seed=0)
     b = build_gpt2_step(registry.step(1), opts, "cpu")
     assert type(b.optimizer).__name__ == "AdamWPrune"

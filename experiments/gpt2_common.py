@@ -2,7 +2,7 @@
 
 The model, its options, optimizer and pruning come from the ablation registry
 (experiments/ablations/steps.bzl via registry.py); the run profile adds only
-size ("tiny" or "real" dims), data and budget. Nothing here restates a step.
+size (its trunk, or "real" dims), data, vocabulary and budget. Nothing here restates a step.
 `main` is the one entry point of every GPT-2 run target: it resolves the
 RunOptions once (experiments/options.py) and hands them down.
 """
@@ -17,30 +17,41 @@ from collections.abc import Callable
 
 import torch
 
-from data.text import open_dataset
-from data.tokenizer import VOCAB_SIZE
+from data.text import open_dataset, tokenizer_of
 from experiments import options, runner
 from experiments.ablations import registry
 from experiments.options import RunOptions
 from experiments.profiles import REFERENCE_ITERS, Profile
 from experiments.runner import StepBuild
 from experiments.trainer import TrainConfig
+from models.gpt2.config import GPT2Config
 from models.gpt2.layers import KVSplice, cache_bytes
 from pruning.optimizers import make_optimizer
 
 KV_PROBE_TOKENS = 32
 
 
-def step_config(step: registry.Step, profile: Profile):
-    """The GPT2Config a step trains under `profile`."""
-    cfg = registry.config(step, profile.dims)
-    if profile.dims == "tiny":
-        # The registry's dry-run dims use a toy vocabulary; real text needs GPT-2's.
-        cfg = cfg.with_options(vocab_size=registry.config(step, "real").vocab_size)
-    if cfg.block_size != profile.block_size:
-        cfg = cfg.with_options(block_size=profile.block_size)
-    if cfg.vocab_size < VOCAB_SIZE:
-        raise ValueError(f"vocab_size {cfg.vocab_size} < GPT-2's {VOCAB_SIZE}")
+def model_vocab_size(profile: Profile, data_dir: str | None = None) -> int:
+    """The vocabulary a profile's models have: the dataset's tokenizer decides.
+
+    GPT-2 BPE datasets keep GPT-2's 50,257 padded to 50,304 (the GPU profiles);
+    a character-level dataset gives exactly its own vocabulary (meta.json).
+    """
+    if tokenizer_of(profile.dataset) == "gpt2":
+        return GPT2Config().vocab_size
+    return int(open_dataset(profile.dataset, data_dir).meta["vocab_size"])
+
+
+def step_config(step: registry.Step, profile: Profile, data_dir: str | None = None):
+    """The GPT2Config a step trains under `profile`: the profile's size and vocabulary."""
+    vocab = model_vocab_size(profile, data_dir)
+    if profile.dims == "real":
+        cfg = registry.config(step, "real").with_options(block_size=profile.block_size)
+    else:
+        trunk = dict(profile.dims, block_size=profile.block_size, vocab_size=vocab)
+        cfg = registry.config(step, trunk)
+    if cfg.vocab_size != vocab:
+        raise ValueError(f"vocab_size {cfg.vocab_size} != the {profile.dataset} models' {vocab}")
     return cfg
 
 
@@ -129,7 +140,7 @@ def build_gpt2_step(
     step: registry.Step, opts: RunOptions, device: str, data_dir: str | None = None
 ) -> StepBuild:
     profile = opts.profile
-    cfg = step_config(step, profile)
+    cfg = step_config(step, profile, data_dir)
     tcfg = train_config(opts, device)
     torch.manual_seed(opts.seed)
     model = registry.build_model(step, config=cfg)

@@ -131,6 +131,8 @@ def run_steps(
 ) -> int:
     """Trains every pending step; returns 0 when all selected steps are DONE, else 1."""
     info, device = setup_distributed(opts.device)
+    if opts.profile.threads:
+        torch.set_num_threads(opts.profile.threads)
     run = run_dir(experiment, opts, config)
     log = Logger(run.path("logs", "run.log"), enabled=info.is_main)
     if info.is_main:
