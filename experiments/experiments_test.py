@@ -106,10 +106,11 @@ def test_sigkill_mid_step_then_rerun_completes_and_third_run_is_a_noop(tmp_path)
         assert iters == list(range(1, 7)), iters  # each iteration exactly once
     summary = (run / "summary.md").read_text()
     assert "| step00 |" in summary and "| step08 |" in summary and "GPT2_MLA" in summary
-    for png in ("loss_curves.png", "val_ppl.png", "quality_vs_kv_bytes.png"):
+    for png in ("loss_curves.png", "val_loss.png", "quality_vs_kv_bytes.png"):
         assert (run / "plots" / png).stat().st_size > 10_000
     m = read_json(str(run / "manifest.json"))
     assert m["train"]["effective_batch_tokens"] == 12 * 64
+    assert m["train"]["seeds"] == [1337]
     assert m["config"]["profile"]["name"] == "cpu" and m["versions"]["torch"]
     assert len(m["invocations"]) == 2
 
@@ -277,4 +278,6 @@ def test_kvsplice_transform_learns_in_training(tmp_path):
     assert rc == 0
     res = read_json(str(tmp_path / "gpt2_variants" / "v" / "steps" / "MLAKV" / "DONE"))
     assert res["model_class"] == "GPT2_MLA_KV"
-    assert res["kvsplice_s_drift"] > 1e-4 and res["kvsplice_t_drift"] > 1e-4
+    found = {c["name"]: c for c in res["checks"]}
+    assert found["KVSplice scale and shift moved"]["ok"], found
+    assert found["params"]["ok"] and found["KV bytes"]["ok"] and found["MLP width"]["ok"]

@@ -18,14 +18,14 @@ from collections.abc import Callable
 import torch
 
 from data.text import open_dataset, tokenizer_of
-from experiments import options, runner
+from experiments import checks, options, runner
 from experiments.ablations import registry
 from experiments.options import RunOptions
 from experiments.profiles import REFERENCE_ITERS, Profile
 from experiments.runner import StepBuild
 from experiments.trainer import TrainConfig
 from models.gpt2.config import GPT2Config
-from models.gpt2.layers import KVSplice, cache_bytes
+from models.gpt2.layers import cache_bytes
 from pruning.optimizers import make_optimizer
 
 KV_PROBE_TOKENS = 32
@@ -144,6 +144,7 @@ def build_gpt2_step(
     tcfg = train_config(opts, device)
     torch.manual_seed(opts.seed)
     model = registry.build_model(step, config=cfg)
+    initial = checks.snapshot(model)
     pruning = scaled_pruning(step.pruning, profile.max_iters)
     common = dict(lr=tcfg.lr, weight_decay=tcfg.weight_decay, betas=tcfg.betas)
     if pruning:
@@ -160,19 +161,22 @@ def build_gpt2_step(
     info = {
         "model_class": step.class_name,
         "variant": step.variant,
+        "seed": opts.seed,
         "params": model.get_num_params(),
         "kv_bytes_per_token": kv_bytes_per_token(model, device, torch.float32),
         "model_config": dataclasses.asdict(cfg),
         "optimizer": "adamwprune" if pruning else step.optimizer,
         "pruning": pruning,
+        "unigram_entropy": checks.unigram_entropy(ds.val),
     }
     hooks = [SparsityHook(opt)] if pruning else []
 
     def finish(m):
-        out = kvsplice_drift(m)
+        out = {}
         if pruning:
             out["sparsity"] = opt.sparsity()
             out["target_sparsity"] = pruning["target"]
+        out["checks"] = [c.to_dict() for c in step_checks(step, cfg, m, initial, out)]
         return out
 
     return StepBuild(
@@ -186,19 +190,18 @@ def build_gpt2_step(
     )
 
 
-@torch.no_grad()
-def kvsplice_drift(model) -> dict:
-    """How far KVSplice's scale s and shift t moved from their init (s=1, t=0).
-
-    A KVSplice whose transform never leaves its initial values is not learning it.
-    """
-    mods = [mod for mod in model.modules() if isinstance(mod, KVSplice)]
-    if not mods:
-        return {}
-    return {
-        "kvsplice_s_drift": max(float((mod.s - 1).abs().mean()) for mod in mods),
-        "kvsplice_t_drift": max(float(mod.t.abs().mean()) for mod in mods),
-    }
+def step_checks(step: registry.Step, cfg, model, initial: dict, result: dict) -> list:
+    """The research checks of one trained step (experiments/checks.py)."""
+    out = [
+        checks.check_params(step.class_name, cfg, model.get_num_params()),
+        checks.check_mlp_width(step.class_name, cfg, checks.measured_mlp_widths(model)),
+    ]
+    if checks.Design.of(step.class_name).mla:
+        measured = checks.attention_cache_bytes_per_token(model, KV_PROBE_TOKENS)
+        out.append(checks.check_kv_bytes(step.class_name, cfg, measured))
+    if "target_sparsity" in result:
+        out.append(checks.check_sparsity(result["sparsity"], result["target_sparsity"]))
+    return out + checks.check_moved(initial, model)
 
 
 def registry_fingerprint() -> str:
@@ -217,6 +220,7 @@ def run_record(experiment: str, opts: RunOptions) -> tuple[dict, dict]:
         "experiment": experiment,
         "profile": profile.to_dict(),
         "seed": opts.seed,
+        "seeds": list(opts.seed_list),
         "compile": opts.compile,
         "registry_sha256": registry_fingerprint(),
     }
@@ -231,6 +235,7 @@ def run_record(experiment: str, opts: RunOptions) -> tuple[dict, dict]:
         f"{profile.block_size} every {profile.eval_interval} iters",
         "dtype": profile.dtype,
         "seed": opts.seed,
+        "seeds": config["seeds"],
     }
     return config, train_meta
 
@@ -264,14 +269,16 @@ def main(experiment: Experiment, argv=None) -> int:
             print(experiment.listing(name, experiment.step(name), opts.profile))
         return 0
     config, train_meta = run_record(experiment.name, opts)
-    specs = []
-    for name in opts.steps:
-        st = experiment.step(name)
-        specs.append(
+
+    def specs_for(seed_opts: RunOptions) -> list[runner.StepSpec]:
+        return [
             runner.StepSpec(
                 name=experiment.dir_name(name),
                 label=experiment.label(st),
-                build=lambda device, st=st: build_gpt2_step(st, opts, device),
+                build=lambda device, st=st: build_gpt2_step(st, seed_opts, device),
             )
-        )
+            for st, name in ((experiment.step(n), n) for n in opts.steps)
+        ]
+
+    specs = runner.per_seed(opts, specs_for)
     return runner.run_steps(experiment.name, specs, opts, config, train_meta)

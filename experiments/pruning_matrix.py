@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from data.vision import load_vision
 from experiments import options, plots, runner
 from experiments.options import RunOptions
+from experiments.summary import Report
 from experiments.trainer import TrainConfig
 from models.vision import zoo as vision_zoo
 from pruning import optimizers as popt
@@ -304,15 +305,8 @@ def main(argv=None) -> int:
         "dtype": profile.dtype,
         "seed": opts.seed,
     }
-    return runner.run_steps(
-        EXPERIMENT,
-        specs,
-        opts,
-        config,
-        train_meta,
-        summary_columns=COLUMNS,
-        extra_plots=_plots,
-    )
+    report = Report(columns=tuple(COLUMNS), extra_plots=_plots)
+    return runner.run_steps(EXPERIMENT, specs, opts, config, train_meta, report=report)
 
 
 if __name__ == "__main__":
