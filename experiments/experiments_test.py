@@ -231,6 +231,13 @@ def test_pruning_matrix_reaches_its_target_sparsities(tmp_path):
         assert res["sparsity"] >= 0.695 and res["target_reached"]
         assert res["final_train_loss"] < res["first_loss"]
         assert res["test_acc"] > 0.3  # ten classes: chance is 0.1
+    summary = (run / "summary.md").read_text()
+    assert "test accuracy (mean ± std)" in summary and "sparsity" in summary
+    assert "ppl" not in summary and "perplexity" not in summary  # a classifier has none
+    assert "| pass | lenet5-adamw-bitter7-70 | sparsity |" in summary
+    assert (run / "plots" / "test_acc.png").exists() and not (
+        run / "plots" / "val_ppl.png"
+    ).exists()
     assert pruning_matrix.main(["--methods", "bitter7", "--optimizers", "sgd", "--list"]) == 0
     assert pruning_matrix.main(["--methods", "prune_all"]) == 2
 
