@@ -186,7 +186,8 @@ def _steps_table(groups: dict[str, list[dict]], report: Report, failed: dict) ->
             else:
                 cells.append("-")
         n_failed = sum(failed.get(r["step"], 0) for r in runs)
-        cells.append("all pass" if n_failed == 0 else f"{n_failed} failed")
+        checked = any(r["status"] != "pending" for r in runs)
+        cells.append(f"{n_failed} failed" if n_failed else ("all pass" if checked else "-"))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
