@@ -147,20 +147,23 @@ def resolve(args: argparse.Namespace, valid_steps) -> RunOptions:
     steps = parse_steps(args.steps, valid_steps)
     if args.seeds < 1:
         raise ValueError(f"--seeds {args.seeds}: must be >= 1")
-    return RunOptions(
-        profile=profile,
-        iters=args.iters,
+    same_name = (
+        "iters",
+        "seed",
+        "seeds",
+        "strict",
+        "checkpoint_interval",
+        "run_id",
+        "results_dir",
+        "tracker",
+    )
+    return RunOptions.for_profile(
+        profile,
+        device,
         steps=tuple(steps),
-        device=device,
-        seed=args.seed,
-        seeds=args.seeds,
-        strict=args.strict,
         compile=profile.compile if args.compile is None else args.compile,
         progress=not args.no_progress,
-        checkpoint_interval=args.checkpoint_interval,
-        run_id=args.run_id,
-        results_dir=args.results_dir,
-        tracker=args.tracker,
         on_failure=args.on_failure,
         list_only=args.list,
+        **{name: getattr(args, name) for name in same_name},
     )

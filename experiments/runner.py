@@ -137,6 +137,18 @@ def _train_step(spec: StepSpec, run: RunDir, device: str, info: DistInfo, tracke
         return False
 
 
+def _tracker(experiment: str, opts: RunOptions, run: RunDir, config: dict, log):
+    return make_tracker(
+        opts.tracker,
+        project=f"knlp-{experiment}",
+        run_name=os.path.basename(run.root),
+        config=config,
+        directory=run.path("tracking"),
+        group=experiment,
+        say=log,
+    )
+
+
 def run_steps(
     experiment: str,
     steps: list[StepSpec],
@@ -164,17 +176,7 @@ def run_steps(
             log(f"error: {e}")
             return 2
     log(f"{experiment}: results in {run.root}")
-    tracker = None
-    if info.is_main:
-        tracker = make_tracker(
-            opts.tracker,
-            project=f"knlp-{experiment}",
-            run_name=os.path.basename(run.root),
-            config=config,
-            directory=run.path("tracking"),
-            group=experiment,
-            say=log,
-        )
+    tracker = _tracker(experiment, opts, run, config, log) if info.is_main else None
     if all(run.is_done(s.name) for s in steps):
         log(f"all {len(steps)} selected steps are DONE; nothing to train")
     status = 0
@@ -205,11 +207,16 @@ def run_steps(
         f"{experiment}: {done}/{len(steps)} steps DONE in {time.time() - t_run:.1f} s this "
         f"invocation; summary: {run.path('summary.md')}"
     )
-    if failed_checks:
-        log(f"{len(failed_checks)} research checks failed (summary.md, Research checks)")
-        if opts.strict:
-            status = 1
+    status = max(status, _checks_status(failed_checks, opts, log))
     return 1 if done < len(steps) else status
+
+
+def _checks_status(failed_checks: list, opts: RunOptions, log) -> int:
+    """1 when research checks failed and --strict makes that fail the run, else 0."""
+    if not failed_checks:
+        return 0
+    log(f"{len(failed_checks)} research checks failed (summary.md, Research checks)")
+    return 1 if opts.strict else 0
 
 
 __all__ = ["StepBuild", "StepSpec", "per_seed", "run_steps", "DistInfo"]

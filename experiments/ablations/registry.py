@@ -11,12 +11,12 @@ fails its own test (naming it) and no other.
     model = registry.build_model(5, dims="tiny")
 """
 
-import ast
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.gpt2.config import preset, round_to_multiple
+from tools.bazel.bzl_data import load_bzl
 
 # Next to this module in the runfiles (a data dependency), never resolved back
 # into the source tree.
@@ -30,31 +30,6 @@ PRUNING_KEYS = ("variant", "target", "warmup", "ramp_end", "frequency")
 
 class StepError(ValueError):
     """A step that is unknown or declared with options that cannot build."""
-
-
-def load_bzl(path):
-    """The top-level assignments of a literals-only .bzl file, as Python values.
-
-    Values may be literals or names assigned earlier in the same file; anything
-    else (calls, arithmetic) is refused so the file stays readable by both.
-    """
-    tree = ast.parse(Path(path).read_text(), filename=str(path))
-    names = {}
-    for node in tree.body:
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-            continue  # docstring
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
-            raise ValueError(f"{path}:{node.lineno}: only NAME = <literal> assignments are allowed")
-        for sub in ast.walk(node.value):
-            allowed = (ast.Dict, ast.List, ast.Tuple, ast.Constant, ast.Load, ast.UnaryOp)
-            if isinstance(sub, ast.Name):
-                if sub.id not in names:
-                    raise ValueError(f"{path}:{sub.lineno}: {sub.id} is not defined above")
-            elif not isinstance(sub, allowed + (ast.USub,)):
-                raise ValueError(f"{path}:{sub.lineno}: {type(sub).__name__} is not a literal")
-        code = compile(ast.Expression(node.value), str(path), "eval")
-        names[node.targets[0].id] = eval(code, {"__builtins__": {}}, dict(names))  # noqa: S307
-    return names
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,6 @@ the lint sandbox, where that directory is absent, than in the workspace).
 
 from third_party.forks import pins
 
-starlark_dict = pins.starlark_dict
-
 
 def load_lock():
     return pins.load_lock()

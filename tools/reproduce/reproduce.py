@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tools.bazel.bzl_data import load_bzl
 from tools.reproduce import fork_pins, stages
 from tools.reproduce.pipeline import Pipeline, PipelineError
 
@@ -26,7 +27,7 @@ RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def load_stage_sets():
-    return fork_pins.starlark_dict(STAGE_SETS_BZL, "STAGE_SETS")
+    return load_bzl(STAGE_SETS_BZL)["STAGE_SETS"]
 
 
 def results_root(env):
