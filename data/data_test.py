@@ -38,6 +38,32 @@ def test_shakespeare_memmaps_are_real_tokens():
     assert torch.equal(x[:, 1:], y[:, :-1])
 
 
+def test_shakespeare_char_vocabulary_is_recorded_and_decodes():
+    ds = text.open_dataset("shakespeare_char")
+    chars = ds.meta["chars"]
+    assert ds.meta["tokenizer"] == "char" and ds.meta["vocab_size"] == len(chars)
+    assert list(chars) == sorted(set(chars)) and 60 < len(chars) < 128
+    assert int(ds.train.max()) < len(chars) and int(ds.val.max()) < len(chars)
+    assert ds.meta["train_tokens"] == len(ds.train) > 4_000_000
+    assert ds.meta["val_tokens"] == len(ds.val) > 200_000
+    assert "".join(chars[i] for i in ds.train[:25].tolist()) == "ALL'S WELL THAT ENDS WELL"
+    assert text.tokenizer_of("shakespeare_char") == "char"
+    assert text.tokenizer_of("fineweb-edu") == "gpt2"
+
+
+def test_prepare_text_char_vocabulary(tmp_path):
+    doc = tmp_path / "a.txt"
+    doc.write_text("to be or not to be\n" * 30)
+    out = tmp_path / "out"
+    prepare_text.main(["--name", "c", "--tokenizer", "char", "--out-dir", str(out), str(doc)])
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["chars"] == "\n benort" and meta["vocab_size"] == 8
+    ids = np.concatenate([np.fromfile(out / f"{s}.bin", dtype=np.uint16) for s in ("train", "val")])
+    assert "".join(meta["chars"][i] for i in ids) == doc.read_text()
+    with pytest.raises(SystemExit):  # gpt2 needs the BPE files
+        prepare_text.main(["--name", "c", "--out-dir", str(out), str(doc)])
+
+
 def test_prepare_text_split_and_meta(tmp_path):
     docs = []
     for i in range(3):

@@ -19,14 +19,27 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# name -> how to prepare it. `shakespeare` is built by Bazel; the rest need a
-# host with network access to the Hugging Face hub (see data/README.md).
+# name -> how to prepare it. `shakespeare` (GPT-2 BPE) and `shakespeare_char`
+# (one token per character) are built by Bazel; the rest need a host with
+# network access to the Hugging Face hub (see data/README.md).
 DATASETS = {
     "shakespeare": "bazel build //data:shakespeare",
+    "shakespeare_char": "bazel build //data:shakespeare_char",
     "fineweb-edu": "bazel run //data:prepare_hub -- --dataset fineweb-edu --out $KNLP_DATA_DIR",
     "openwebtext": "bazel run //data:prepare_hub -- --dataset openwebtext --out $KNLP_DATA_DIR",
     "tinystories": "bazel run //data:prepare_hub -- --dataset tinystories --out $KNLP_DATA_DIR",
 }
+
+
+# Datasets whose tokens are not GPT-2 BPE: name -> tokenizer (meta.json says the same).
+TOKENIZERS = {"shakespeare_char": "char"}
+
+
+def tokenizer_of(name: str) -> str:
+    """ "gpt2" or "char": known without preparing the dataset (GPU corpora live elsewhere)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    return TOKENIZERS.get(name, "gpt2")
 
 
 def dataset_dir(name: str, data_dir: str | None = None) -> str:
@@ -39,7 +52,7 @@ def dataset_dir(name: str, data_dir: str | None = None) -> str:
         candidates.append(os.path.join(root, name))
     # Bazel runfiles (bazel run/test) place the build output next to this module.
     candidates.append(os.path.join(HERE, name))
-    # A plain `pytest`/`python` from the worktree root after `bazel build //data:shakespeare`.
+    # A plain `pytest`/`python` from the worktree root after `bazel build //data:<name>`.
     candidates.append(os.path.join(HERE, "..", "bazel-bin", "data", name))
     for c in candidates:
         if all(os.path.exists(os.path.join(c, f)) for f in ("train.bin", "val.bin", "meta.json")):

@@ -57,6 +57,8 @@ def flops_per_token(model) -> float:
 
 def bench_step(step_id, profile, device, compile_flag, warmup, iters) -> dict:
     compile_flag = profile.compile if compile_flag is None else compile_flag
+    if profile.threads:  # as a run of the profile trains (experiments/runner.py)
+        torch.set_num_threads(profile.threads)
     opts = RunOptions.for_profile(profile, device, seed=0, compile=compile_flag, progress=False)
     built = build_gpt2_step(registry.step(step_id), opts, device)
     tr = Trainer(

@@ -2,7 +2,7 @@
 
 The model, its options, optimizer and pruning come from the ablation registry
 (experiments/ablations/steps.bzl via registry.py); the run profile adds only
-size ("tiny" or "real" dims), data and budget. Nothing here restates a step.
+size (its trunk, or "real" dims), data, vocabulary and budget. Nothing here restates a step.
 `main` is the one entry point of every GPT-2 run target: it resolves the
 RunOptions once (experiments/options.py) and hands them down.
 """
@@ -17,31 +17,42 @@ from collections.abc import Callable
 
 import torch
 
-from data.text import open_dataset
-from data.tokenizer import VOCAB_SIZE
-from experiments import options, runner
+from data.text import open_dataset, tokenizer_of
+from experiments import checks, options, runner
 from experiments.ablations import registry
 from experiments.options import RunOptions
 from experiments.profiles import REFERENCE_ITERS, Profile
 from experiments.runner import StepBuild
 from experiments.trainer import TrainConfig
-from models.gpt2.layers import KVSplice, cache_bytes
+from models.gpt2.config import GPT2Config
+from models.gpt2.layers import cache_bytes
 from pruning import schedule
 from pruning.optimizers import make_optimizer
 
 KV_PROBE_TOKENS = 32
 
 
-def step_config(step: registry.Step, profile: Profile):
-    """The GPT2Config a step trains under `profile`."""
-    cfg = registry.config(step, profile.dims)
-    if profile.dims == "tiny":
-        # The registry's dry-run dims use a toy vocabulary; real text needs GPT-2's.
-        cfg = cfg.with_options(vocab_size=registry.config(step, "real").vocab_size)
-    if cfg.block_size != profile.block_size:
-        cfg = cfg.with_options(block_size=profile.block_size)
-    if cfg.vocab_size < VOCAB_SIZE:
-        raise ValueError(f"vocab_size {cfg.vocab_size} < GPT-2's {VOCAB_SIZE}")
+def model_vocab_size(profile: Profile, data_dir: str | None = None) -> int:
+    """The vocabulary a profile's models have: the dataset's tokenizer decides.
+
+    GPT-2 BPE datasets keep GPT-2's 50,257 padded to 50,304 (the GPU profiles);
+    a character-level dataset gives exactly its own vocabulary (meta.json).
+    """
+    if tokenizer_of(profile.dataset) == "gpt2":
+        return GPT2Config().vocab_size
+    return int(open_dataset(profile.dataset, data_dir).meta["vocab_size"])
+
+
+def step_config(step: registry.Step, profile: Profile, data_dir: str | None = None):
+    """The GPT2Config a step trains under `profile`: the profile's size and vocabulary."""
+    vocab = model_vocab_size(profile, data_dir)
+    if profile.dims == "real":
+        cfg = registry.config(step, "real").with_options(block_size=profile.block_size)
+    else:
+        trunk = dict(profile.dims, block_size=profile.block_size, vocab_size=vocab)
+        cfg = registry.config(step, trunk)
+    if cfg.vocab_size != vocab:
+        raise ValueError(f"vocab_size {cfg.vocab_size} != the {profile.dataset} models' {vocab}")
     return cfg
 
 
@@ -118,10 +129,11 @@ def build_gpt2_step(
     step: registry.Step, opts: RunOptions, device: str, data_dir: str | None = None
 ) -> StepBuild:
     profile = opts.profile
-    cfg = step_config(step, profile)
+    cfg = step_config(step, profile, data_dir)
     tcfg = train_config(opts, device)
     torch.manual_seed(opts.seed)
     model = registry.build_model(step, config=cfg)
+    initial = checks.snapshot(model)
     pruning = schedule.scaled(step.pruning, profile.max_iters, REFERENCE_ITERS)
     common = dict(lr=tcfg.lr, weight_decay=tcfg.weight_decay, betas=tcfg.betas)
     if pruning:
@@ -138,19 +150,22 @@ def build_gpt2_step(
     info = {
         "model_class": step.class_name,
         "variant": step.variant,
+        "seed": opts.seed,
         "params": model.get_num_params(),
         "kv_bytes_per_token": kv_bytes_per_token(model, device, torch.float32),
         "model_config": dataclasses.asdict(cfg),
         "optimizer": "adamwprune" if pruning else step.optimizer,
         "pruning": pruning,
+        "unigram_entropy": checks.unigram_entropy(ds.val),
     }
     hooks = [SparsityHook(opt)] if pruning else []
 
     def finish(m):
-        out = kvsplice_drift(m)
+        out = {}
         if pruning:
             out["sparsity"] = opt.sparsity()
             out["target_sparsity"] = pruning["target"]
+        out["checks"] = [c.to_dict() for c in step_checks(step, cfg, m, initial, out)]
         return out
 
     return StepBuild(
@@ -164,19 +179,18 @@ def build_gpt2_step(
     )
 
 
-@torch.no_grad()
-def kvsplice_drift(model) -> dict:
-    """How far KVSplice's scale s and shift t moved from their init (s=1, t=0).
-
-    A KVSplice whose transform never leaves its initial values is not learning it.
-    """
-    mods = [mod for mod in model.modules() if isinstance(mod, KVSplice)]
-    if not mods:
-        return {}
-    return {
-        "kvsplice_s_drift": max(float((mod.s - 1).abs().mean()) for mod in mods),
-        "kvsplice_t_drift": max(float(mod.t.abs().mean()) for mod in mods),
-    }
+def step_checks(step: registry.Step, cfg, model, initial: dict, result: dict) -> list:
+    """The research checks of one trained step (experiments/checks.py)."""
+    out = [
+        checks.check_params(step.class_name, cfg, model.get_num_params()),
+        checks.check_mlp_width(step.class_name, cfg, checks.measured_mlp_widths(model)),
+    ]
+    if checks.Design.of(step.class_name).mla:
+        measured = checks.attention_cache_bytes_per_token(model, KV_PROBE_TOKENS)
+        out.append(checks.check_kv_bytes(step.class_name, cfg, measured))
+    if "target_sparsity" in result:
+        out.append(checks.check_sparsity(result["sparsity"], result["target_sparsity"]))
+    return out + checks.check_moved(initial, model)
 
 
 def registry_fingerprint() -> str:
@@ -195,6 +209,7 @@ def run_record(experiment: str, opts: RunOptions) -> tuple[dict, dict]:
         "experiment": experiment,
         "profile": profile.to_dict(),
         "seed": opts.seed,
+        "seeds": list(opts.seed_list),
         "compile": opts.compile,
         "registry_sha256": registry_fingerprint(),
     }
@@ -209,6 +224,7 @@ def run_record(experiment: str, opts: RunOptions) -> tuple[dict, dict]:
         f"{profile.block_size} every {profile.eval_interval} iters",
         "dtype": profile.dtype,
         "seed": opts.seed,
+        "seeds": config["seeds"],
     }
     return config, train_meta
 
@@ -242,14 +258,16 @@ def main(experiment: Experiment, argv=None) -> int:
             print(experiment.listing(name, experiment.step(name), opts.profile))
         return 0
     config, train_meta = run_record(experiment.name, opts)
-    specs = []
-    for name in opts.steps:
-        st = experiment.step(name)
-        specs.append(
+
+    def specs_for(seed_opts: RunOptions) -> list[runner.StepSpec]:
+        return [
             runner.StepSpec(
                 name=experiment.dir_name(name),
                 label=experiment.label(st),
-                build=lambda device, st=st: build_gpt2_step(st, opts, device),
+                build=lambda device, st=st: build_gpt2_step(st, seed_opts, device),
             )
-        )
+            for st, name in ((experiment.step(n), n) for n in opts.steps)
+        ]
+
+    specs = runner.per_seed(opts, specs_for)
     return runner.run_steps(experiment.name, specs, opts, config, train_meta)

@@ -16,8 +16,15 @@ cache_bytes). It checks:
     for MLA, d_latent * kv_ratio for KVSplice, twice that with two latents);
   * linear scaling: bytes per token equal (within 1%) at every length.
 
+Its research checks (experiments/checks.py) add: every class's parameter
+count equals the design's, and KVSplice holds exactly the parameters its
+design gives (scale, shift and the compression per latent), reported as a
+share of the MLA base. Nothing trains here, so whether KVSplice's scale and
+shift move is checked by gpt2_variants.
+
 It writes results/kvsplice_cache/<run_id>/ with json/cache.json, a table in
-summary.md and plots/cache_bytes.png, and exits 1 if any check fails.
+summary.md and plots/cache_bytes.png, and exits 1 if a cache check fails (or,
+with --strict, a research check).
 """
 
 from __future__ import annotations
@@ -30,6 +37,14 @@ import torch
 
 from experiments import manifest as manifest_mod
 from experiments import plots
+from experiments.checks import (
+    Check,
+    Design,
+    check_params,
+    expected_params,
+    kv_values_per_token_layer,
+    splice_params,
+)
 from experiments.results import (
     RunDir,
     atomic_write_json,
@@ -38,7 +53,7 @@ from experiments.results import (
 )
 from models.gpt2 import zoo
 from models.gpt2.config import preset
-from models.gpt2.layers import cache_bytes
+from models.gpt2.layers import KVSplice, cache_bytes
 
 EXPERIMENT = "kvsplice_cache"
 CLASSES = ["GPT2", "GPT2_MLA", "GPT2_MLA_KV", "GPT2_MLA_KV2"]
@@ -46,17 +61,9 @@ TOLERANCE = 0.05
 LINEARITY = 0.01
 
 
-def theory_values_per_token_layer(class_name: str, cfg) -> int:
-    """Cached values per token and layer that the design promises."""
-    if class_name == "GPT2":
-        return 2 * cfg.n_embd
-    if class_name == "GPT2_MLA":
-        return cfg.d_latent
-    if class_name == "GPT2_MLA_KV":
-        return cfg.d_compressed
-    if class_name == "GPT2_MLA_KV2":
-        return 2 * cfg.d_compressed
-    raise ValueError(f"no cache theory for {class_name}")
+def config_for(preset_name: str, tokens: list[int]):
+    """The GPT2Config every class is measured at."""
+    return preset(preset_name, block_size=max(max(tokens), 1024))
 
 
 def expected_shapes(class_name: str, cfg, B: int, T: int) -> dict[str, tuple]:
@@ -83,11 +90,11 @@ def measure(
     preset_name: str = "124m",
     batch: int = 1,
 ) -> dict:
-    cfg = preset(preset_name, block_size=max(max(tokens), 1024))
+    cfg = config_for(preset_name, tokens)
     torch.manual_seed(0)
     model = zoo.get_class(class_name)(cfg).to(device=device, dtype=dtype).eval()
     elem = torch.tensor([], dtype=dtype).element_size()
-    per_tok_theory = theory_values_per_token_layer(class_name, cfg) * cfg.n_layer * elem * batch
+    per_tok_theory = kv_values_per_token_layer(class_name, cfg) * cfg.n_layer * elem * batch
     chunk = tokens[0]
     for t in tokens:
         if t % chunk:
@@ -119,6 +126,9 @@ def measure(
     return {
         "class": class_name,
         "params": model.get_num_params(),
+        "splice_params": sum(
+            p.numel() for m in model.modules() if isinstance(m, KVSplice) for p in m.parameters()
+        ),
         "d_latent": cfg.d_latent,
         "d_compressed": cfg.d_compressed,
         "n_layer": cfg.n_layer,
@@ -148,6 +158,27 @@ def check(results: list[dict]) -> list[str]:
     return failures
 
 
+def research_checks(results: list[dict], cfg) -> list[Check]:
+    """Parameters by design, and what KVSplice adds over its MLA base; failing first."""
+    out = []
+    for r in results:
+        out.append(check_params(r["class"], cfg, r["params"]))
+        design = Design.of(r["class"])
+        if not design.splice:
+            continue
+        want = cfg.n_layer * (2 if design.split_kv else 1) * splice_params(cfg)
+        base = expected_params("GPT2_MLA", cfg)
+        out.append(
+            Check(
+                "KVSplice params",
+                r["splice_params"] == want,
+                f"{r['class']}: KVSplice holds {r['splice_params']:,} parameters, "
+                f"{want:,} by design: {r['splice_params'] / base:.2%} of GPT2_MLA's {base:,}",
+            )
+        )
+    return sorted(out, key=lambda c: c.ok)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", default="256,512,1024")
@@ -157,6 +188,9 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="124m")
     ap.add_argument("--run-id", default=None)
     ap.add_argument("--results-dir", default=None)
+    ap.add_argument(
+        "--strict", action="store_true", help="exit non-zero when a research check fails"
+    )
     args = ap.parse_args(argv)
     try:
         tokens = sorted(int(t) for t in args.tokens.split(","))
@@ -187,6 +221,7 @@ def main(argv=None) -> int:
     atomic_write_json(run.path("manifest.json"), m)
     results = [measure(c, tokens, args.device, dtype, args.preset) for c in classes]
     failures = check(results)
+    research = research_checks(results, config_for(args.preset, tokens))
     base = {row["tokens"]: row["measured_bytes"] for row in results[0]["rows"]}
     lines = [
         f"# KVSplice cache memory, {args.preset} dims, {args.dtype}, batch 1",
@@ -210,6 +245,18 @@ def main(argv=None) -> int:
             )
     lines += ["", "Checks: " + ("all passed." if not failures else "FAILED:")]
     lines += [f"- {f}" for f in failures]
+    lines += [
+        "",
+        "## Research checks",
+        "",
+        f"{sum(not c.ok for c in research)} of {len(research)} checks failed. This run trains "
+        "nothing, so whether KVSplice's scale and shift move is checked where it trains "
+        "(`gpt2_variants`).",
+        "",
+        "| result | check | detail |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {'pass' if c.ok else '**FAIL**'} | {c.name} | {c.detail} |" for c in research]
     lines += ["", "Plot: [cache_bytes.png](plots/cache_bytes.png)", ""]
     curves = {
         r["class"]: [(row["tokens"], row["measured_bytes"] / 2**20) for row in r["rows"]]
@@ -228,13 +275,17 @@ def main(argv=None) -> int:
     ax.legend()
     ax.set_title(f"KV-cache memory, GPT-2 {args.preset} dims, {args.dtype}")
     plots._save(fig, run.path("plots", "cache_bytes.png"))
-    out = {"results": results, "failures": failures}
+    out = {
+        "results": results,
+        "failures": failures,
+        "checks": [c.to_dict() for c in research],
+    }
     atomic_write_json(run.path("json", "cache.json"), out)
     atomic_write_text(run.path("summary.md"), "\n".join(lines) + "\n")
     run.mark_done("measure", {"failures": failures})
     print("\n".join(lines))
     print(f"results: {run.root}", file=sys.stderr)
-    return 1 if failures else 0
+    return 1 if failures or (args.strict and not all(c.ok for c in research)) else 0
 
 
 if __name__ == "__main__":

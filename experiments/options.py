@@ -28,7 +28,9 @@ class RunOptions:
     iters: int | None  # --iters as given (None: each step's own budget)
     steps: tuple[str, ...]  # the selected steps, validated, in the order given
     device: str  # "cpu", "cuda" or "cuda:<gpu>"
-    seed: int
+    seed: int  # the first seed; --seeds N trains seed, seed + 1, ..., seed + N - 1
+    seeds: int  # how many times each step trains, one seed each
+    strict: bool  # a failed research check makes the exit status non-zero
     compile: bool  # --compile / --no-compile, else the profile's
     progress: bool
     checkpoint_interval: int | None  # --checkpoint-interval; None: the builder's default
@@ -37,6 +39,11 @@ class RunOptions:
     tracker: str
     on_failure: str  # "continue" or "stop"
     list_only: bool
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        """The seeds each step trains with: seed, seed + 1, ..., seed + seeds - 1."""
+        return tuple(range(self.seed, self.seed + self.seeds))
 
     @classmethod
     def for_profile(cls, profile: Profile, device: str = "cpu", **changes) -> RunOptions:
@@ -47,6 +54,8 @@ class RunOptions:
             steps=(),
             device=device,
             seed=1337,
+            seeds=1,
+            strict=False,
             compile=profile.compile,
             progress=True,
             checkpoint_interval=None,
@@ -83,6 +92,15 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     )
     ap.add_argument("--gpu", type=int, default=None, help="GPU index (default: the profile's)")
     ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="train each step N times, with seeds --seed .. --seed + N - 1 (default 1)",
+    )
+    ap.add_argument(
+        "--strict", action="store_true", help="exit non-zero when a research check fails"
+    )
     ap.add_argument("--compile", dest="compile", action="store_true", default=None)
     ap.add_argument("--no-compile", dest="compile", action="store_false")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -127,7 +145,18 @@ def resolve(args: argparse.Namespace, valid_steps) -> RunOptions:
     if callable(valid_steps):
         valid_steps = valid_steps(profile)
     steps = parse_steps(args.steps, valid_steps)
-    same_name = ("iters", "seed", "checkpoint_interval", "run_id", "results_dir", "tracker")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds {args.seeds}: must be >= 1")
+    same_name = (
+        "iters",
+        "seed",
+        "seeds",
+        "strict",
+        "checkpoint_interval",
+        "run_id",
+        "results_dir",
+        "tracker",
+    )
     return RunOptions.for_profile(
         profile,
         device,

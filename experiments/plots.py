@@ -1,4 +1,5 @@
-"""The run's figures, 300 DPI PNG: loss curves, validation perplexity, quality vs KV-cache bytes."""
+"""The run's figures, 300 DPI PNG: loss curves with seed bands, final losses with error bars,
+quality vs KV-cache bytes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"), "mpl"))
 
 import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -22,13 +24,34 @@ def _save(fig, path: str) -> str:
     return path
 
 
-def loss_curves(curves: dict[str, list[tuple[int, float]]], path: str, title: str) -> str:
-    """curves: label -> [(iter, train loss)]."""
+def _smooth(ys: np.ndarray, window: int) -> np.ndarray:
+    """Moving average over the last `window` points (fewer at the start)."""
+    if window <= 1:
+        return ys
+    c = np.cumsum(np.insert(ys, 0, 0.0))
+    i = np.arange(1, len(ys) + 1)
+    lo = np.maximum(i - window, 0)
+    return (c[i] - c[lo]) / (i - lo)
+
+
+def loss_curves(curves: dict[str, list[list[tuple[int, float]]]], path: str, title: str) -> str:
+    """curves: label -> one [(iter, train loss)] per seed; the mean, and min-max band over seeds.
+
+    Curves are smoothed over 2% of their length, so the steps' differences are
+    not hidden by the noise of single batches.
+    """
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, pts in curves.items():
-        if pts:
-            xs, ys = zip(*pts, strict=True)
-            ax.plot(xs, ys, linewidth=1.0, label=label)
+    for label, runs in curves.items():
+        runs = [r for r in runs if r]
+        if not runs:
+            continue
+        n = min(len(r) for r in runs)
+        xs = np.array([x for x, _ in runs[0][:n]])
+        window = max(1, n // 50)
+        ys = np.stack([_smooth(np.array([y for _, y in r[:n]], dtype=float), window) for r in runs])
+        (line,) = ax.plot(xs, ys.mean(0), linewidth=1.0, label=label)
+        if len(runs) > 1:
+            ax.fill_between(xs, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xlabel("iteration")
     ax.set_ylabel("training loss")
     ax.set_title(title)
@@ -38,17 +61,31 @@ def loss_curves(curves: dict[str, list[tuple[int, float]]], path: str, title: st
     return _save(fig, path)
 
 
-def bar_metric(values: dict[str, float], path: str, ylabel: str, title: str) -> str:
+def bar_metric(
+    values: dict[str, float],
+    path: str,
+    ylabel: str,
+    title: str,
+    errors: dict[str, float] | None = None,
+) -> str:
+    """One bar per label; `errors` (label -> std over seeds) draws error bars."""
     fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(values) + 2), 4))
     labels = list(values)
-    ax.bar(range(len(labels)), [values[k] for k in labels], color="tab:blue")
+    yerr = [(errors or {}).get(k) or 0.0 for k in labels]
+    ax.bar(
+        range(len(labels)),
+        [values[k] for k in labels],
+        yerr=yerr if errors else None,
+        capsize=3,
+        color="tab:blue",
+    )
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    lo = min(values.values()) if values else 0
-    hi = max(values.values()) if values else 1
+    lo = min(v - e for v, e in zip(values.values(), yerr, strict=True)) if values else 0
+    hi = max(v + e for v, e in zip(values.values(), yerr, strict=True)) if values else 1
     if values and lo > 0:
         ax.set_ylim(lo * 0.95, hi * 1.02)
     return _save(fig, path)

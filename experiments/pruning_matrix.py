@@ -26,9 +26,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data.vision import load_vision
-from experiments import options, plots, runner
+from experiments import checks, options, plots, runner
 from experiments.options import RunOptions
 from experiments.results import exit_on_results_error
+from experiments.summary import Report
 from experiments.trainer import TrainConfig
 from models.vision import zoo as vision_zoo
 from pruning import optimizers as popt
@@ -198,6 +199,7 @@ def build_cell(model_name, opt_name, method, target, opts: RunOptions, device, d
         if method != "none":
             out["sparsity"] = opt.sparsity()
             out["target_reached"] = out["sparsity"] >= target - 0.005
+            out["checks"] = [checks.check_sparsity(out["sparsity"], target).to_dict()]
         return out
 
     info = {
@@ -214,7 +216,7 @@ def build_cell(model_name, opt_name, method, target, opts: RunOptions, device, d
     )
 
 
-COLUMNS = [
+COLUMNS = (
     ("step", "cell"),
     ("model_class", "model"),
     ("dataset", "data"),
@@ -224,10 +226,9 @@ COLUMNS = [
     ("sparsity", "sparsity"),
     ("target_reached", "reached"),
     ("test_acc", "test acc"),
-    ("val_loss", "val loss"),
     ("iters", "iters"),
     ("step_wall_s", "wall s"),
-]
+)
 
 
 def _plots(run, rows):
@@ -244,6 +245,20 @@ def _plots(run, rows):
             "test accuracy",
             "pruning matrix: accuracy vs sparsity",
         )
+
+
+# A classification run: cells ranked by test accuracy; no dense reference to mark against.
+REPORT = Report(
+    metric="test_acc",
+    label="test accuracy",
+    lower_is_better=False,
+    compare=False,
+    columns=COLUMNS,
+    intro="Each cell is a classifier: `test acc` is its accuracy on the whole test set at the "
+    "end, `sparsity` the fraction of prunable weights that are zero, `reached` whether it is "
+    "within half a point of the target.",
+    extra_plots=_plots,
+)
 
 
 def _kind(profile) -> str:
@@ -274,18 +289,23 @@ def main(argv=None) -> int:
         print("\n".join(cell_name(*c) for c in all_cells))
         return 0
     data_cache: dict = {}
-    specs = [
-        runner.StepSpec(
-            name=cell_name(*c),
-            label=f"{c[0]} {c[1]} {c[2]}" + ("" if c[2] == "none" else f" {c[3]:.0%}"),
-            build=lambda device, c=c: build_cell(*c, opts, device, data_cache),
-        )
-        for c in all_cells
-    ]
+
+    def specs_for(seed_opts: RunOptions) -> list[runner.StepSpec]:
+        return [
+            runner.StepSpec(
+                name=cell_name(*c),
+                label=f"{c[0]} {c[1]} {c[2]}" + ("" if c[2] == "none" else f" {c[3]:.0%}"),
+                build=lambda device, c=c: build_cell(*c, seed_opts, device, data_cache),
+            )
+            for c in all_cells
+        ]
+
+    specs = runner.per_seed(opts, specs_for)
     config = {
         "experiment": EXPERIMENT,
         "profile": profile.to_dict(),
         "seed": opts.seed,
+        "seeds": list(opts.seed_list),
         "vision": VISION[kind],
         "lr": LR,
         "matrix": {k: getattr(args, k) for k in DEFAULTS},
@@ -299,16 +319,9 @@ def main(argv=None) -> int:
         "eval_protocol": "full test set accuracy at the end",
         "dtype": profile.dtype,
         "seed": opts.seed,
+        "seeds": config["seeds"],
     }
-    return runner.run_steps(
-        EXPERIMENT,
-        specs,
-        opts,
-        config,
-        train_meta,
-        summary_columns=COLUMNS,
-        extra_plots=_plots,
-    )
+    return runner.run_steps(EXPERIMENT, specs, opts, config, train_meta, report=REPORT)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ each step.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import sys
@@ -24,7 +25,7 @@ import torch
 from experiments.options import RunOptions
 from experiments.results import ResultsError, RunDir
 from experiments.resume import ConfigMismatch, record_invocation, run_dir
-from experiments.summary import write_summary
+from experiments.summary import LANGUAGE, Report, write_summary
 from experiments.tracking import make_tracker
 from experiments.trainer import DistInfo, TrainConfig, Trainer, TrainingFailure, setup_distributed
 
@@ -42,11 +43,27 @@ class StepBuild:
     finish: Callable[[torch.nn.Module], dict] | None = None  # extra final metrics
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepSpec:
-    name: str  # directory-safe: "step00", "B", "lenet5-adamw-magnitude-50"
+    name: str  # directory-safe: "step00", "B", "lenet5-adamw-magnitude-50", "step00-s1338"
     label: str  # what the step is, for tables
     build: Callable[[str], StepBuild]  # device -> StepBuild
+    group: str | None = None  # the step a seed's run belongs to (None: `name`)
+
+
+def per_seed(opts: RunOptions, specs_for: Callable[[RunOptions], list[StepSpec]]):
+    """Every step once per seed of --seeds, all steps of one seed before the next.
+
+    With one seed the specs are `specs_for(opts)` unchanged; with more, each
+    run is named `<step>-s<seed>` and grouped under its step for the summary.
+    """
+    if opts.seeds == 1:
+        return specs_for(opts)
+    out = []
+    for seed in opts.seed_list:
+        for spec in specs_for(dataclasses.replace(opts, seed=seed)):
+            out.append(dataclasses.replace(spec, name=f"{spec.name}-s{seed}", group=spec.name))
+    return out
 
 
 class Logger:
@@ -140,11 +157,15 @@ def run_steps(
     opts: RunOptions,
     config: dict,
     train_meta: dict,
-    summary_columns: list[tuple[str, str]] | None = None,
-    extra_plots: Callable[[RunDir, dict], None] | None = None,
+    report: Report = LANGUAGE,
 ) -> int:
-    """Trains every pending step; returns 0 when all selected steps are DONE, else 1."""
+    """Trains every pending step; returns 0 when all selected steps are DONE, else 1.
+
+    With --strict, a failed research check (summary.md) also returns 1.
+    """
     info, device = setup_distributed(opts.device)
+    if opts.profile.threads:
+        torch.set_num_threads(opts.profile.threads)
     run = run_dir(experiment, opts, config)
     log = Logger(run.path("logs", "run.log"), enabled=info.is_main)
     if info.is_main:
@@ -175,14 +196,14 @@ def run_steps(
                     break
         finally:
             if info.is_main:
-                write_summary(run, experiment, steps, config, summary_columns, extra_plots)
+                write_summary(run, experiment, steps, config, report)
             if info.enabled:
                 torch.distributed.barrier()
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
     if not info.is_main:
         return status
-    write_summary(run, experiment, steps, config, summary_columns, extra_plots)
+    failed_checks = write_summary(run, experiment, steps, config, report)
     if tracker:
         tracker.finish()
     done = sum(run.is_done(s.name) for s in steps)
@@ -190,7 +211,16 @@ def run_steps(
         f"{experiment}: {done}/{len(steps)} steps DONE in {time.time() - t_run:.1f} s this "
         f"invocation; summary: {run.path('summary.md')}"
     )
+    status = max(status, _checks_status(failed_checks, opts, log))
     return 1 if done < len(steps) else status
 
 
-__all__ = ["StepBuild", "StepSpec", "run_steps", "DistInfo"]
+def _checks_status(failed_checks: list, opts: RunOptions, log) -> int:
+    """1 when research checks failed and --strict makes that fail the run, else 0."""
+    if not failed_checks:
+        return 0
+    log(f"{len(failed_checks)} research checks failed (summary.md, Research checks)")
+    return 1 if opts.strict else 0
+
+
+__all__ = ["StepBuild", "StepSpec", "per_seed", "run_steps", "DistInfo"]

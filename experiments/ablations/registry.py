@@ -103,19 +103,27 @@ class Registry:
         return step
 
     def config(self, step, dims="real"):
-        """The GPT2Config a step trains at ("real") or dry-runs at ("tiny")."""
+        """The GPT2Config a step trains at ("real"), dry-runs at ("tiny"), or at a given trunk.
+
+        A trunk is a dict of the five TINY keys (a run profile's size,
+        experiments/gpt2_common.py); the step's mechanism sizes (latent, RA
+        band) scale with it as they do for "tiny", dropout is off.
+        """
         cfg = preset(self.base["preset"], **step.options)
         if dims == "real":
             return cfg
-        if dims != "tiny":
-            raise ValueError(f"unknown dims {dims!r}; accepted: real, tiny")
-        scale = TINY["n_embd"] / cfg.n_embd
-        tiny = dict(TINY, dropout=0.0)
+        trunk = TINY if dims == "tiny" else dims
+        if not isinstance(trunk, dict) or set(trunk) != set(TINY):
+            raise ValueError(
+                f"unknown dims {dims!r}; accepted: real, tiny, a dict of {sorted(TINY)}"
+            )
+        scale = trunk["n_embd"] / cfg.n_embd
+        small = dict(trunk, dropout=0.0)
         if "d_latent" in step.options:
-            tiny["d_latent"] = round_to_multiple(cfg.d_latent * scale, 32)
+            small["d_latent"] = round_to_multiple(cfg.d_latent * scale, 32)
         if "ra_band" in step.options:
-            tiny["ra_band"] = max(8, cfg.ra_band * TINY["block_size"] // cfg.block_size)
-        return cfg.with_options(**tiny)
+            small["ra_band"] = max(8, cfg.ra_band * trunk["block_size"] // cfg.block_size)
+        return cfg.with_options(**small)
 
     def build_model(self, step_or_id, dims="real", config=None):
         """The model a step builds (on the current default device).
