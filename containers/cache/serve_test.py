@@ -290,6 +290,15 @@ def test_signal_stops_nginx(tmp_path, sig):
                 os.kill(pid, signal.SIGKILL)
 
 
+def _pid_in(pid_file):
+    """The pid file's content; "" while it is absent (between the old file's removal
+    and nginx writing its own)."""
+    try:
+        return pid_file.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
 def test_stale_pid_file_is_replaced_and_a_live_one_refused(tmp_path):
     (tmp_path / "run").mkdir()
     pid_file = tmp_path / "run" / "nginx.pid"
@@ -297,10 +306,10 @@ def test_stale_pid_file_is_replaced_and_a_live_one_refused(tmp_path):
     dead.wait()
     pid_file.write_text(f"{dead.pid}\n")  # the server that wrote it is gone
     with serve.CacheServer(tmp_path, users={"writer": "pw"}) as cache:
-        assert _wait_for(lambda: pid_file.read_text().strip() == str(cache.proc.pid))
+        assert _wait_for(lambda: _pid_in(pid_file) == str(cache.proc.pid))
     pid_file.write_text(f"{os.getpid()}\n")  # its pid now belongs to another program
     with serve.CacheServer(tmp_path, users={"writer": "pw"}) as cache:
-        assert _wait_for(lambda: pid_file.read_text().strip() == str(cache.proc.pid))
+        assert _wait_for(lambda: _pid_in(pid_file) == str(cache.proc.pid))
         second = serve.CacheServer(tmp_path, users={"writer": "pw"})
         try:
             with pytest.raises(serve.CacheError, match=f"an nginx \\(pid {cache.proc.pid}\\)"):
