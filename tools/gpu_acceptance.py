@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from experiments.results import atomic_write_text  # noqa: E402  (stdlib only, no torch)
 from tools.bazel.bzl_data import bzl_value  # noqa: E402  (the project's .bzl reader)
 
 TARGETS_BZL = ROOT / "tools/bazel/gpu_targets.bzl"
@@ -125,12 +126,6 @@ def check_data():
     return facts
 
 
-def atomic_write(path, text):
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def run(cmd, log, env=None, timeout=None):
     """Runs cmd with output to `log` (appended); returns the exit status."""
     with open(log, "a") as f:
@@ -174,7 +169,7 @@ def compile_step(arch, lib_dir, log):
     if run(cmd, log) != 0:
         raise RuntimeError(f"nvcc failed; see {log}")
     manifest = {"archs": [arch], "compiler": "gpu_acceptance nvcc", "vendor": "cuda"}
-    atomic_write(lib_dir / "libdecode_cuda.archs.json", json.dumps(manifest) + "\n")
+    atomic_write_text(lib_dir / "libdecode_cuda.archs.json", json.dumps(manifest) + "\n")
     return f"{out} ({arch})"
 
 
@@ -204,7 +199,7 @@ def train_step(out_dir):
     r["device"], r["peak_tflops"] = gpu, peak
     r["mfu"] = r["flops_per_token"] * r["tokens_per_s"] / (peak * 1e12) if peak else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(out_dir / "train.json", json.dumps(r, indent=2) + "\n")
+    atomic_write_text(out_dir / "train.json", json.dumps(r, indent=2) + "\n")
     mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "n/a (no peak for this GPU)"
     return f"{r['tokens_per_s']:,.0f} tokens/s, MFU {mfu}"
 
@@ -284,13 +279,13 @@ def main(argv=None):
         steps("decode benchmark", bench)
         steps("gpt2 training", lambda: train_step(out / "train"))
     result = {"dry_run": args.dry_run, "arch": arch, "steps": steps.rows, **extra}
-    atomic_write(out / "results.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out / "results.json", json.dumps(result, indent=2) + "\n")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["step", "status", "seconds", "detail"])
     writer.writeheader()
     writer.writerows(steps.rows)
-    atomic_write(out / "steps.csv", buf.getvalue())
-    atomic_write(out / "summary.md", summary(args, arch, steps.rows, extra))
+    atomic_write_text(out / "steps.csv", buf.getvalue())
+    atomic_write_text(out / "summary.md", summary(args, arch, steps.rows, extra))
     failed = [r["step"] for r in steps.rows if r["status"] != "ok"]
     print(f"wrote {out}/summary.md; failed steps: {', '.join(failed) or 'none'}")
     return 1 if failed else 0
