@@ -93,7 +93,9 @@ class AdamWSPAM(torch.optim.Optimizer):
                 p.grad.copy_(torch.where(p.grad.abs() > thr, p.grad.sign() * thr, p.grad))
         if any(p.grad.is_meta for p in params):  # shapes without values: no norm to test
             return
-        norm = math.sqrt(sum(float(p.grad.norm(2)) ** 2 for p in params))
+        # One device sync for the total norm: per-parameter norms summed in float64.
+        norms = torch.stack([p.grad.norm(2).double() for p in params])
+        norm = float(norms.square().sum().sqrt())
         if self._is_spike(norm):
             m_factor, v_factor = self.spike_decay
             for p in params:
