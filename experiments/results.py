@@ -239,6 +239,21 @@ class RunDir:
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
 
+    def remove_stale_temps(self) -> list[str]:
+        """Deletes the temporary files a kill left mid-write (`*.tmp`); returns their paths.
+
+        Every writer here writes a temporary file and renames it into place, so a
+        `.tmp` file is never data: the file it was replacing is intact. Called
+        once when a run starts, before anything writes.
+        """
+        removed = []
+        for dirpath, _, files in os.walk(self.root):
+            for name in files:
+                if name.endswith(".tmp"):
+                    os.unlink(os.path.join(dirpath, name))
+                    removed.append(os.path.join(dirpath, name))
+        return removed
+
     def step_dir(self, step: str) -> str:
         d = self.path("steps", step)
         os.makedirs(d, exist_ok=True)

@@ -169,6 +169,8 @@ def run_steps(
     run = run_dir(experiment, opts, config)
     log = Logger(run.path("logs", "run.log"), enabled=info.is_main)
     if info.is_main:
+        for stale in run.remove_stale_temps():
+            log(f"removed {stale}, left by a kill mid-write")
         names = [s.name for s in steps]
         try:
             record_invocation(
