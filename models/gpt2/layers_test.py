@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from models.gpt2 import zoo
@@ -9,6 +10,7 @@ from models.gpt2.config import GPT2Config, preset
 from models.gpt2.layers import (
     MLP,
     AttentionCore,
+    Block,
     CausalSelfAttention,
     KVSplice,
     LatentAttention,
@@ -210,20 +212,21 @@ DECODE_CONFIG = dict(n_embd=32, n_head=2, d_latent=16, ra_band=3)
 
 
 @pytest.mark.parametrize(
-    "make",
+    "make, cached",
     [
-        lambda c: CausalSelfAttention(c),
-        lambda c: CausalSelfAttention(c, ra=True),
-        lambda c: LatentAttention(c),
-        lambda c: LatentAttention(c, ra=True, splice=True),
-        lambda c: LatentAttention(c, splice=True, split_kv=True),
-        lambda c: MLP(c.with_options(mlp_cross_token=True)),
+        (lambda c: CausalSelfAttention(c), {"k", "v"}),
+        (lambda c: CausalSelfAttention(c, ra=True), {"k", "v", "q"}),
+        (lambda c: LatentAttention(c), {"c"}),
+        (lambda c: LatentAttention(c, ra=True, splice=True), {"z", "q"}),
+        (lambda c: LatentAttention(c, splice=True, split_kv=True), {"zk", "zv"}),
+        (lambda c: MLP(c.with_options(mlp_cross_token=True)), {"sum", "count"}),
     ],
     ids=["attention", "ra", "mla", "mla-ra-kvsplice", "kv2", "mlp-cross-token"],
 )
-def test_each_module_decodes_through_its_cache_as_the_full_forward(make):
+def test_each_module_decodes_through_its_cache_as_the_full_forward(make, cached):
     """Prefill then one token at a time gives the full forward's outputs, with
-    learned KVSplice parameters moved off their initial values."""
+    learned KVSplice parameters moved off their initial values; the cache holds
+    what the module documents, and only that."""
     torch.manual_seed(5)
     module = make(GPT2Config(**DECODE_CONFIG))
     with torch.no_grad():
@@ -237,6 +240,54 @@ def test_each_module_decodes_through_its_cache_as_the_full_forward(make):
         cache = {}
         pieces = [call(x[:, :3], cache)] + [call(x[:, t : t + 1], cache) for t in range(3, 7)]
     torch.testing.assert_close(torch.cat(pieces, 1), full, rtol=1e-4, atol=1e-5)
+    assert set(cache) == cached
+
+
+def test_block_hands_its_attention_output_to_the_mlp():
+    torch.manual_seed(6)
+    cfg = GPT2Config(n_embd=16, n_head=2, mlp_attn_gate=True)
+    block = Block(cfg, CausalSelfAttention(cfg), MLP(cfg))
+    x = torch.randn(1, 4, 16)
+    a = block.attn(block.ln_1(x))
+    torch.testing.assert_close(block(x), x + a + block.mlp(block.ln_2(x + a), a))
+
+
+CLASSES = zoo.discover()
+TINY = dict(n_layer=1, n_head=2, n_embd=32, block_size=16, vocab_size=64)
+
+
+def tiny(name, **options):
+    cls = CLASSES[name]
+    return cls(GPT2Config(**TINY, **({"d_latent": 16} if "mla" in cls.FEATURES else {}), **options))
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_each_class_builds_the_mechanisms_it_declares(name):
+    features, model = CLASSES[name].FEATURES, tiny(name)
+    modules = list(model.modules())
+    kinds = {type(m).__name__ for m in modules}
+    assert any(isinstance(m, AttentionCore) and m.ra for m in modules) == ("ra" in features)
+    assert ("LatentAttention" in kinds) == ("mla" in features)
+    assert ("KVSplice" in kinds) == ("kvsplice" in features)
+    assert ("MLPSplice" in kinds) == ("mlpsplice" in features)
+    split = any(isinstance(m, LatentAttention) and m.split_kv for m in modules)
+    assert split == name.endswith(("_KV2", "_KV2M"))  # KV2: separate K and V latents
+    assert ("wpe" in model.transformer) == ("mla" not in features)  # RoPE instead
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_the_bias_option_reaches_every_layer(name, bias):
+    for path, m in tiny(name, bias=bias).named_modules():
+        if isinstance(m, nn.Linear | nn.LayerNorm):
+            never = path == "lm_head" or path.endswith((".down", ".up"))  # bias-free by design
+            assert (m.bias is not None) == (bias and not never), path
+
+
+def test_a_core_without_reciprocal_attention_has_no_ra_parameter():
+    learned = GPT2Config(n_embd=16, n_head=2, ra_learned=True)
+    assert [n for n, _ in AttentionCore(learned, ra=False).named_parameters()] == []
+    assert [n for n, _ in AttentionCore(learned, ra=True).named_parameters()] == ["ra_logit"]
 
 
 def test_modules_name_their_mechanisms_when_printed():
