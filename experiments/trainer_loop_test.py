@@ -174,6 +174,21 @@ def test_dist_info_and_single_process_setup(monkeypatch):
     assert setup_distributed("cpu") == (DistInfo(), "cpu")
 
 
+def test_torchrun_environment_joins_a_gloo_group_on_the_cpu(monkeypatch):
+    joined = []
+    monkeypatch.setattr("experiments.trainer.dist.is_initialized", lambda: bool(joined))
+    monkeypatch.setattr(
+        "experiments.trainer.dist.init_process_group", lambda backend: joined.append(backend)
+    )
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.delenv("LOCAL_RANK", raising=False)  # torchrun sets it; a bare launcher may not
+    info, device = setup_distributed("cpu")
+    assert (info, device, joined) == (DistInfo(rank=1, local_rank=0, world_size=2), "cpu", ["gloo"])
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert setup_distributed("cpu")[0].local_rank == 1 and joined == ["gloo"]  # joined once
+
+
 def test_records_evals_lr_and_summary(tmp_path):
     tracker = Tracker()
     rec = Recorder()
@@ -355,6 +370,9 @@ def test_a_resumed_run_reports_what_an_uninterrupted_one_does(tmp_path):
     res = make(b, max_iters=12, checkpoint_interval=4).fit()
     for key in ("first_loss", "final_train_loss", "val_loss", "tokens", "iters"):
         assert res[key] == pytest.approx(full[key], rel=1e-6), key
+    # The throughput median counts the iterations before the resume too.
+    train = [r for r in read_jsonl(str(b / "metrics.jsonl")) if r["kind"] == "train"]
+    assert res["tokens_per_s_median"] == statistics.median(r["tokens_per_s"] for r in train)
     assert [r["loss"] for r in read_jsonl(str(b / "metrics.jsonl")) if r["kind"] == "train"] == [
         pytest.approx(r["loss"], rel=1e-6)
         for r in read_jsonl(str(a / "metrics.jsonl"))
@@ -376,3 +394,15 @@ def test_only_rank_zero_writes(tmp_path):
     t.tracker = tracker
     t.fit()
     assert os.listdir(tmp_path) == [] and tracker.logged == []
+
+
+def test_the_progress_bar_counts_iterations_from_a_resume(tmp_path, capfd):
+    run = dict(max_iters=4, checkpoint_interval=2, progress=True)
+    with pytest.raises(KeyboardInterrupt):
+        make(tmp_path, hooks=[CrashAfter(2)], **run).fit()
+    capfd.readouterr()
+    make(tmp_path, **run).fit()
+    err = capfd.readouterr().err
+    # tqdm on stderr, named after the step, from the checkpoint's iteration to max_iters.
+    assert err.startswith("\rtrain:  50%|") and " 2/4 " in err and " 4/4 " in err
+    assert " 0/4 " not in err and "loss=" in err
