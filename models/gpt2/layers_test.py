@@ -298,3 +298,29 @@ def test_modules_name_their_mechanisms_when_printed():
     assert "reciprocal=learned, band=9" in repr(AttentionCore(learned, ra=True))
     assert "reciprocal" not in repr(AttentionCore(cfg))
     assert "(16 -> 4)" in repr(KVSplice(16, 4))
+
+
+def test_gpt2_decodes_at_the_cached_position_and_stops_at_block_size():
+    torch.manual_seed(7)
+    model = tiny("GPT2").eval()  # learned positions: a wrong offset changes the logits
+    idx = torch.randint(0, 64, (2, 6))
+    with torch.no_grad():
+        full, _ = model(idx)
+        logits, _, cache = model(idx[:, :4], use_cache=True)
+        assert cache["pos"] == 4
+        steps = [model(idx[:, t : t + 1], cache=cache, use_cache=True)[0] for t in (4, 5)]
+        torch.testing.assert_close(torch.cat([logits] + steps, 1), full, rtol=1e-4, atol=1e-5)
+        assert cache["pos"] == 6
+        with pytest.raises(ValueError, match="^sequence of 17 tokens exceeds block_size=16$"):
+            model(idx[:1, :1].repeat(1, 11), cache=cache, use_cache=True)
+
+
+def test_residual_projections_start_smaller_by_sqrt_2_n_layer():
+    torch.manual_seed(8)
+    cfg = GPT2Config(n_layer=8, n_head=4, n_embd=128, block_size=16, vocab_size=64)
+    model = CLASSES["GPT2"](cfg)
+    for name, p in model.named_parameters():
+        if p.dim() == 2:
+            std = 0.02 / 4 if name.endswith("c_proj.weight") else 0.02  # sqrt(2 x 8) = 4
+            assert abs(p.mean().item()) < 0.1 * std, name
+            assert p.std().item() == pytest.approx(std, rel=0.1), name
