@@ -71,3 +71,20 @@ def test_a_name_in_the_wrong_case_lists_the_known_classes():
     # gpt2.py exists, but holds no class "Gpt2": the fallback names the known ones.
     with pytest.raises(ValueError, match="unknown model class 'Gpt2'; known: GPT2, "):
         zoo.get_class("Gpt2")
+
+
+class GPT2_NO_PARAMS:
+    def __init__(self, config):
+        pass
+
+
+def test_a_model_class_counts_its_parameters():
+    assert not zoo.is_model_class(GPT2_NO_PARAMS)
+
+
+def test_a_file_that_does_not_parse_is_named(tmp_path):
+    broken = tmp_path / "gpt2_broken.py"
+    broken.write_text("class GPT2_BROKEN(:\n")
+    with pytest.raises(SyntaxError) as e:
+        zoo.naming_problems([broken])
+    assert e.value.filename == str(broken)
