@@ -81,6 +81,11 @@ def test_prepare_text_split_and_meta(tmp_path):
     total = sum(d["tokens"] for d in meta["documents"])
     assert train.size + val.size == total
     assert 0.03 < val.size / total < 0.08
+    assert meta["name"] == "t" and meta["tokenizer"] == "gpt2" and meta["eot_id"] == 50256
+    for bad in (["--val-fraction", "0"], ["--val-fraction", "0.5"], []):
+        name = [] if not bad else ["--name", "t"]
+        with pytest.raises(SystemExit):  # a bad fraction, or no --name
+            prepare_text.main(name + bad + ["--vocab-bpe", vocab, "--out-dir", str(out)] + docs)
     ds = text.open_dataset("shakespeare", data_dir=str(tmp_path / "none"))  # falls back
     assert ds.name == "shakespeare"
 
