@@ -225,3 +225,15 @@ def test_vision_without_a_data_dir_says_what_to_set(monkeypatch):
         FileNotFoundError, match=r"KNLP_DATA_DIR is not set.*\(see data/README.md\)"
     ):
         vision.load_vision("mnist")
+
+
+def test_bpe_files_come_from_runfiles_without_a_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv("KNLP_GPT2_BPE_DIR", raising=False)
+    monkeypatch.setenv("RUNFILES_DIR", str(tmp_path))
+    (tmp_path / "gpt2_bpe").mkdir()
+    for name in ("vocab.bpe", "encoder.json"):
+        (tmp_path / "gpt2_bpe" / name).write_text("")
+    assert tokenizer.find_bpe_files() == (
+        str(tmp_path / "gpt2_bpe" / "vocab.bpe"),
+        str(tmp_path / "gpt2_bpe" / "encoder.json"),
+    )
