@@ -200,8 +200,11 @@ def test_bazel_runfiles_are_searched_in_order(tmp_path, monkeypatch):
 
 def test_missing_bpe_files_name_where_they_were_looked_for(tmp_path):
     (tmp_path / "vocab.bpe").write_text("")  # encoder.json is missing
-    with pytest.raises(FileNotFoundError, match=f"looked in {tmp_path}\\). Run through Bazel"):
+    with pytest.raises(FileNotFoundError, match=f"looked in {tmp_path}\\). Run through Bazel") as e:
         tokenizer.find_bpe_files(str(tmp_path))
+    assert str(e.value).endswith(
+        "and set KNLP_GPT2_BPE_DIR to $(bazel info output_base)/external/gpt2_bpe."
+    )
 
 
 def test_digits_limited_and_repeated_to_three_channels_in_batches():
