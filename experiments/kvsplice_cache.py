@@ -35,7 +35,6 @@ import sys
 
 import torch
 
-from experiments import manifest as manifest_mod
 from experiments import plots
 from experiments.checks import (
     Check,
@@ -49,7 +48,11 @@ from experiments.results import (
     RunDir,
     atomic_write_json,
     atomic_write_text,
+    build_manifest,
+    config_hash,
     exit_on_results_error,
+    workspace_dir,
+    write_manifest,
 )
 from models.gpt2 import zoo
 from models.gpt2.config import preset
@@ -212,13 +215,18 @@ def main(argv=None) -> int:
         "preset": args.preset,
         "tolerance": TOLERANCE,
     }
-    root = args.results_dir or os.path.join(manifest_mod.workspace_dir(), "results")
-    run_id = args.run_id or f"{args.device.split(':')[0]}-{manifest_mod.config_hash(config)[:8]}"
+    root = args.results_dir or os.path.join(workspace_dir(), "results")
+    run_id = args.run_id or f"{args.device.split(':')[0]}-{config_hash(config)[:8]}"
     run = RunDir(os.path.join(root, EXPERIMENT, run_id))
-    m = manifest_mod.build_manifest(
-        EXPERIMENT, run_id, config, {"dtype": args.dtype, "dataset": None}, args.device
+    m = build_manifest(
+        EXPERIMENT,
+        run_id,
+        f"//experiments:{EXPERIMENT}",
+        config,
+        {"dtype": args.dtype, "dataset": None},
+        args.device,
     )
-    atomic_write_json(run.path("manifest.json"), m)
+    write_manifest(run, m)
     results = [measure(c, tokens, args.device, dtype, args.preset) for c in classes]
     failures = check(results)
     research = research_checks(results, config_for(args.preset, tokens))

@@ -195,7 +195,7 @@ def _steps_table(groups: dict[str, list[dict]], report: Report, failed: dict) ->
 def _header(run: RunDir, experiment: str, config: dict, rows, report: Report) -> list[str]:
     m = read_json(run.path("manifest.json"), {})
     git = m.get("git", {})
-    hw = m.get("hardware", {})
+    hw = m.get("machine", {})
     lines = [
         f"# {experiment} / {os.path.basename(run.root)}",
         "",

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.distributed as dist
 
-from experiments.results import JsonlWriter, repair_jsonl
+from experiments.results import JsonlWriter, atomic_write, repair_jsonl
 from pruning import schedule
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -218,11 +218,7 @@ class Trainer:
             "hooks": [h.state_dict() if hasattr(h, "state_dict") else None for h in self.hooks],
             "config": self.cfg.to_dict(),
         }
-        tmp = self.checkpoint_path + ".tmp"
-        torch.save(state, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, self.checkpoint_path)
+        atomic_write(self.checkpoint_path, lambda f: torch.save(state, f))
 
     def maybe_resume(self) -> bool:
         """Loads the checkpoint if there is one; drops metric records written after it."""
