@@ -20,7 +20,7 @@ from experiments.gpt2_ratio_ablation import RATIO
 from experiments.gpt2_variants import VARIANTS
 from experiments.options import RunOptions
 from experiments.profiles import PROFILES, resolve
-from experiments.results import RunDir, read_json, read_jsonl
+from experiments.results import RunDir, missing_fields, read_json, read_jsonl
 from experiments.trainer import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -344,6 +344,29 @@ def test_kvsplice_cache_matches_theory(tmp_path, capsys):
         2 * 512 / 128
     )
     assert (tmp_path / "kvsplice_cache" / "k" / "plots" / "cache_bytes.png").exists()
+    run = tmp_path / "kvsplice_cache" / "k"
+    manifest = read_json(str(run / "manifest.json"))
+    assert missing_fields(manifest) == [] and manifest["experiment"] == "kvsplice_cache"
+    assert manifest["command"] == (
+        f"bazel run //experiments:kvsplice_cache -- --preset tiny --tokens 16,32,64 "
+        f"--results-dir {tmp_path} --run-id k"
+    )
+    s = read_json(str(run / "summary.json"))
+    assert s["complete"] is True and s["experiment"] == "kvsplice_cache"
+    assert s["metric"] == "bytes_per_token" and s["lower_is_better"] is True
+    keys = ("tokens", "measured_bytes", "theory_bytes", "bytes_per_token", "rel_error")
+    want = [
+        (r["class"], r["class"], None, "done", r["params"]) + tuple(row[k] for k in keys)
+        for r in data["results"]
+        for row in r["rows"]
+    ]
+    got = [(r["run"], r["step"], r["seed"], r["status"], r["params"]) for r in s["runs"]]
+    assert [g + tuple(r[k] for k in keys) for g, r in zip(got, s["runs"], strict=True)] == want
+    assert [st["step"] for st in s["steps"]] == list(kvsplice_cache.CLASSES)
+    cache_checks = [c for c in s["checks"] if c["name"] == "cache vs theory"]
+    assert [c["subject"] for c in cache_checks] == list(kvsplice_cache.CLASSES)
+    assert all(c["ok"] for c in s["checks"])
+    assert not (run / "val_curves.csv").exists()
 
 
 def test_kvsplice_transform_learns_in_training(tmp_path):

@@ -539,9 +539,11 @@ def build_manifest(
     train: dict,
     device: str,
     world_size: int = 1,
+    argv: list[str] | None = None,
 ) -> dict:
     """The manifest of a run of `target` (a Bazel label). `train` holds the comparable
-    training settings (COMPARABLE_FIELDS); `config` the resolved configuration.
+    training settings (COMPARABLE_FIELDS); `config` the resolved configuration;
+    `argv` the arguments the target got (default sys.argv[1:]).
 
     Nothing from the environment is copied in, so no secret (WANDB_API_KEY,
     HF_TOKEN, ...) can reach it.
@@ -551,8 +553,8 @@ def build_manifest(
         "experiment": experiment,
         "run_id": run_id,
         "created_utc": utc_now(),
-        "command": command_line(target),
-        "argv": list(sys.argv[1:]),
+        "command": command_line(target, argv),
+        "argv": list(sys.argv[1:] if argv is None else argv),
         "git": git_state(),
         "versions": versions(),
         "machine": machine(device, world_size),
@@ -562,6 +564,7 @@ def build_manifest(
     }
 
 
-def write_manifest(run: RunDir, manifest: dict) -> None:
-    """Writes the run's manifest.json atomically."""
-    atomic_write_json(run.path("manifest.json"), manifest)
+def write_manifest(run: RunDir | str, manifest: dict) -> None:
+    """Writes manifest.json atomically into a RunDir (or a run directory's path)."""
+    root = run.root if isinstance(run, RunDir) else run
+    atomic_write_json(os.path.join(root, "manifest.json"), manifest)

@@ -300,8 +300,14 @@ def _status(row: dict) -> str:
     return "failed" if row["status"].startswith("FAILED") else row["status"]
 
 
-def summary_record(run: RunDir, experiment: str, rows, found, report: Report) -> dict:
-    """summary.json: the steps, runs and checks of summary.md, as numbers."""
+def summary_record(
+    run: RunDir, experiment: str, rows, found, report: Report, fields: dict = RUN_FIELDS
+) -> dict:
+    """summary.json: the steps, runs and checks of summary.md, as numbers.
+
+    `rows` are one per run (as _rows reads them), `found` the (subject, Check)
+    pairs, `fields` a runs row's keys -> the row's keys they are read from.
+    """
     groups = _groups(rows)
     steps = []
     for st in _step_stats(groups, report):
@@ -325,7 +331,7 @@ def summary_record(run: RunDir, experiment: str, rows, found, report: Report) ->
             "status": _status(r),
             "failure": r["status"][len("FAILED: ") :] if _status(r) == "failed" else None,
             "label": r["label"],
-            **{k: r.get(src) for k, src in RUN_FIELDS.items()},
+            **{k: r.get(src) for k, src in fields.items()},
         }
         for r in rows
     ]
