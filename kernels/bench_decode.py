@@ -15,18 +15,20 @@ bytes each method must move at least (K, V, V scales, q, output, block
 table), and bytes/s is compared with the device-to-device copy bandwidth
 (read + write) measured in the same run.
 
-Writes results.json, results.csv and decode_bandwidth.png (atomically) to
---out (default results/kernels/bench_decode/<UTC time> in the workspace).
-Without a GPU it stops with a message, unless --cpu-smoke is given: that runs
-the PyTorch reference at toy sizes, labelled as such everywhere, to check the
-table, files and plot, and measures nothing about the kernels.
+Writes a run directory, every file atomically through experiments/results.py:
+manifest.json (the run record every run target writes), results.json,
+results.csv, table.txt, decode_bandwidth.png and summary.json (the rows, the
+device, the copy bandwidth and `measured`), to --out (default
+results/bench_decode/<UTC time>-<device kind> in the workspace). Without a GPU
+it stops with a message, unless --cpu-smoke is given: that runs the PyTorch
+reference at toy sizes, labelled as such everywhere (`measured` false in
+summary.json), to check the table, files and plot, and measures nothing about
+the kernels.
 """
 
 import argparse
-import csv
 import datetime
 import io
-import json
 import math
 import os
 import statistics
@@ -35,7 +37,11 @@ from pathlib import Path
 
 import torch
 
+from experiments import results
 from kernels import ops, reference
+
+EXPERIMENT = "bench_decode"
+TARGET = "//kernels:bench_decode"
 
 MODELS = {"qwen2.5-7b": (28, 4, 128), "gpt2": (12, 12, 64)}
 PAGE_SIZE = 16
@@ -67,10 +73,16 @@ def parse_args(argv):
     return args
 
 
-def default_out():
-    root = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY", "."))
+def device_kind(cpu_smoke):
+    """cpu (the smoke test), rocm or cuda: the last part of the default run id."""
+    if cpu_smoke:
+        return "cpu"
+    return "rocm" if getattr(torch.version, "hip", None) else "cuda"
+
+
+def default_out(kind):
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return root / "results" / "kernels" / "bench_decode" / stamp
+    return Path(results.workspace_dir()) / "results" / EXPERIMENT / f"{stamp}-{kind}"
 
 
 class Timer:
@@ -252,24 +264,35 @@ def table(result):
     return "\n".join(lines)
 
 
-def atomic_write(path, data):
-    tmp = path.with_name(path.name + ".tmp")
-    mode = "wb" if isinstance(data, bytes) else "w"
-    with open(tmp, mode) as f:
-        f.write(data)
-    os.replace(tmp, path)
+def summary(result, run_id, measured):
+    """summary.json: experiments/summary.py's top-level keys, the rows as `runs`."""
+    return {
+        "schema": results.SCHEMA,
+        "experiment": EXPERIMENT,
+        "run_id": run_id,
+        "complete": True,
+        "measured": measured,
+        "device": result["device"],
+        "copy_gbps": result["copy_gbps"],
+        "metric": "contig_gbps",
+        "metric_label": "knlp decode GB/s (contiguous cache)",
+        "lower_is_better": False,
+        "unigram_entropy": None,
+        "steps": [],
+        "runs": result["rows"],
+        "checks": [],
+    }
 
 
-def write_outputs(result, out):
+def write_outputs(result, out, manifest, measured):
+    """Every file of the run directory `out`; summary.json last, once the rest is there."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "results.json", json.dumps(result, indent=2) + "\n")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(result["rows"][0]))
-    writer.writeheader()
-    writer.writerows(result["rows"])
-    atomic_write(out / "results.csv", buf.getvalue())
-    atomic_write(out / "table.txt", table(result) + "\n")
-    atomic_write(out / "decode_bandwidth.png", plot(result))
+    results.write_manifest(str(out), manifest)
+    results.atomic_write_json(str(out / "results.json"), result)
+    results.write_csv(str(out / "results.csv"), list(result["rows"][0]), result["rows"])
+    results.atomic_write_text(str(out / "table.txt"), table(result) + "\n")
+    results.atomic_write_bytes(str(out / "decode_bandwidth.png"), plot(result))
+    results.atomic_write_json(str(out / "summary.json"), summary(result, out.name, measured))
 
 
 def plot(result):
@@ -331,10 +354,24 @@ def main(argv=None):
                 "or pass --cpu-smoke for a labelled plumbing check."
             )
         result = measure(args, torch.device("cuda"))
-    out = args.out or default_out()
-    write_outputs(result, out)
+    kind = device_kind(args.cpu_smoke)
+    out = args.out or default_out(kind)
+    config = {k: v for k, v in vars(args).items() if k != "out"}
+    manifest = results.build_manifest(
+        EXPERIMENT,
+        out.name,
+        TARGET,
+        config,
+        {},
+        "cpu" if args.cpu_smoke else "cuda",
+        argv=sys.argv[1:] if argv is None else argv,
+    )
+    write_outputs(result, out, manifest, measured=not args.cpu_smoke)
     print(table(result))
-    print(f"wrote {out}/results.json, results.csv, table.txt, decode_bandwidth.png")
+    print(
+        f"wrote {out}/manifest.json, results.json, results.csv, table.txt, "
+        "decode_bandwidth.png, summary.json"
+    )
     return 0
 
 

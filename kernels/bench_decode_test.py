@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from experiments import results
 from kernels import bench_decode
 
 
@@ -20,6 +21,29 @@ def test_cpu_smoke_writes_labelled_outputs(tmp_path, capsys):
     assert (tmp_path / "results.csv").read_text().startswith("model,batch,context,")
     assert (tmp_path / "decode_bandwidth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "CPU SMOKE" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert results.missing_fields(manifest) == [] and manifest["experiment"] == "bench_decode"
+    assert manifest["command"] == (
+        "bazel run //kernels:bench_decode -- --cpu-smoke --batches 1 2 --contexts 8 33 "
+        f"--out {tmp_path}"
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["measured"] is False and summary["complete"] is True
+    assert summary["device"] == result["device"] and summary["copy_gbps"] is None  # NaN
+    assert summary["metric"] == "contig_gbps" and summary["lower_is_better"] is False
+    assert summary["runs"] == result["rows"] and summary["run_id"] == tmp_path.name
+    assert not (tmp_path / "val_curves.csv").exists()
+
+
+def test_default_run_directory_is_under_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("BUILD_WORKSPACE_DIRECTORY", str(tmp_path))
+    assert (
+        bench_decode.main(["--cpu-smoke", "--models", "gpt2", "--batches", "1", "--contexts", "8"])
+        == 0
+    )
+    (run,) = (tmp_path / "results" / "bench_decode").iterdir()
+    assert run.name.endswith("Z-cpu") and (run / "summary.json").exists()
+    assert json.loads((run / "manifest.json").read_text())["run_id"] == run.name
 
 
 @pytest.mark.skipif(
