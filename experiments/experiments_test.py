@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from data.text import open_dataset
-from experiments import kvsplice_cache, options, pruning_matrix, runner, summary
+from experiments import bench_decode, kvsplice_cache, options, pruning_matrix, runner, summary
 from experiments.ablations import registry
 from experiments.ddp_check import BigramLM
 from experiments.gpt2_common import build_gpt2_step, main, step_config
@@ -390,3 +390,31 @@ def test_kvsplice_transform_learns_in_training(tmp_path):
     found = {c["name"]: c for c in res["checks"]}
     assert found["KVSplice scale and shift moved"]["ok"], found
     assert found["params"]["ok"] and found["KV bytes"]["ok"] and found["MLP width"]["ok"]
+
+
+def test_bench_decode_cpu_smoke_writes_a_run_directory(tmp_path, capsys):
+    argv = ["--cpu-smoke", "--batches", "1", "2", "--contexts", "8", "33", "--out", str(tmp_path)]
+    assert bench_decode.main(argv) == 0
+    assert "CPU SMOKE" in capsys.readouterr().out
+    result = read_json(str(tmp_path / "results.json"))
+    assert "CPU SMOKE" in result["device"] and len(result["rows"]) == 2 * 2 * 2
+    assert (tmp_path / "results.csv").read_text().startswith("model,batch,context,")
+    assert (tmp_path / "decode_bandwidth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    manifest = read_json(str(tmp_path / "manifest.json"))
+    assert missing_fields(manifest) == [] and manifest["experiment"] == "bench_decode"
+    assert manifest["command"] == "bazel run //experiments:bench_decode -- " + " ".join(argv)
+    s = read_json(str(tmp_path / "summary.json"))
+    assert s["measured"] is False and s["complete"] is True
+    assert s["device"] == result["device"] and s["copy_gbps"] is None  # NaN: nothing measured
+    assert s["metric"] == "contig_gbps" and s["lower_is_better"] is False
+    assert s["runs"] == result["rows"] and s["run_id"] == tmp_path.name
+    assert not (tmp_path / "val_curves.csv").exists()
+
+
+def test_bench_decode_default_run_directory_is_under_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("BUILD_WORKSPACE_DIRECTORY", str(tmp_path))
+    argv = ["--cpu-smoke", "--models", "gpt2", "--batches", "1", "--contexts", "8"]
+    assert bench_decode.main(argv) == 0
+    (run,) = (tmp_path / "results" / "bench_decode").iterdir()
+    assert run.name.endswith("Z-cpu") and (run / "summary.json").exists()
+    assert read_json(str(run / "manifest.json"))["run_id"] == run.name

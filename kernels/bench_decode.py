@@ -1,8 +1,11 @@
 """Benchmark: K16/V8 decode attention against copy bandwidth and torch SDPA on bf16 K/V.
 
-    bazel run //kernels:bench_decode --config=cuda            # on a GPU machine
-    bazel run //kernels:bench_decode --config=cuda -- --batches 1 8 --contexts 8192
-    bazel run //kernels:bench_decode -- --cpu-smoke           # CPU plumbing check only
+The run target is //experiments:bench_decode (experiments/bench_decode.py),
+which runs this benchmark and writes its run directory:
+
+    bazel run //experiments:bench_decode --config=cuda            # on a GPU machine
+    bazel run //experiments:bench_decode --config=cuda -- --batches 1 8 --contexts 8192
+    bazel run //experiments:bench_decode -- --cpu-smoke           # CPU plumbing check only
 
 For each head shape (Qwen2.5-7B: 28 q heads, 4 kv heads, head_dim 128; GPT-2:
 12, 12, 64), batch and context it times, with CUDA events, the knlp kernel on
@@ -15,33 +18,22 @@ bytes each method must move at least (K, V, V scales, q, output, block
 table), and bytes/s is compared with the device-to-device copy bandwidth
 (read + write) measured in the same run.
 
-Writes a run directory, every file atomically through experiments/results.py:
-manifest.json (the run record every run target writes), results.json,
-results.csv, table.txt, decode_bandwidth.png and summary.json (the rows, the
-device, the copy bandwidth and `measured`), to --out (default
-results/bench_decode/<UTC time>-<device kind> in the workspace). Without a GPU
-it stops with a message, unless --cpu-smoke is given: that runs the PyTorch
-reference at toy sizes, labelled as such everywhere (`measured` false in
-summary.json), to check the table, files and plot, and measures nothing about
-the kernels.
+Without a GPU `run` stops with a message, unless --cpu-smoke is given: that
+runs the PyTorch reference at toy sizes, labelled as such everywhere, to
+check the table, files and plot, and measures nothing about the kernels.
+This module writes no file: the run record is experiments/'s.
 """
 
 import argparse
-import datetime
 import io
 import math
 import os
 import statistics
-import sys
 from pathlib import Path
 
 import torch
 
-from experiments import results
 from kernels import ops, reference
-
-EXPERIMENT = "bench_decode"
-TARGET = "//kernels:bench_decode"
 
 MODELS = {"qwen2.5-7b": (28, 4, 128), "gpt2": (12, 12, 64)}
 PAGE_SIZE = 16
@@ -71,18 +63,6 @@ def parse_args(argv):
     if args.iters < 3:
         p.error(f"--iters {args.iters}: at least 3 for a median")
     return args
-
-
-def device_kind(cpu_smoke):
-    """cpu (the smoke test), rocm or cuda: the last part of the default run id."""
-    if cpu_smoke:
-        return "cpu"
-    return "rocm" if getattr(torch.version, "hip", None) else "cuda"
-
-
-def default_out(kind):
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path(results.workspace_dir()) / "results" / EXPERIMENT / f"{stamp}-{kind}"
 
 
 class Timer:
@@ -264,37 +244,6 @@ def table(result):
     return "\n".join(lines)
 
 
-def summary(result, run_id, measured):
-    """summary.json: experiments/summary.py's top-level keys, the rows as `runs`."""
-    return {
-        "schema": results.SCHEMA,
-        "experiment": EXPERIMENT,
-        "run_id": run_id,
-        "complete": True,
-        "measured": measured,
-        "device": result["device"],
-        "copy_gbps": result["copy_gbps"],
-        "metric": "contig_gbps",
-        "metric_label": "knlp decode GB/s (contiguous cache)",
-        "lower_is_better": False,
-        "unigram_entropy": None,
-        "steps": [],
-        "runs": result["rows"],
-        "checks": [],
-    }
-
-
-def write_outputs(result, out, manifest, measured):
-    """Every file of the run directory `out`; summary.json last, once the rest is there."""
-    out.mkdir(parents=True, exist_ok=True)
-    results.write_manifest(str(out), manifest)
-    results.atomic_write_json(str(out / "results.json"), result)
-    results.write_csv(str(out / "results.csv"), list(result["rows"][0]), result["rows"])
-    results.atomic_write_text(str(out / "table.txt"), table(result) + "\n")
-    results.atomic_write_bytes(str(out / "decode_bandwidth.png"), plot(result))
-    results.atomic_write_json(str(out / "summary.json"), summary(result, out.name, measured))
-
-
 def plot(result):
     os.environ.setdefault("MPLCONFIGDIR", os.environ.get("TEST_TMPDIR", "/tmp"))
     import matplotlib
@@ -340,44 +289,17 @@ def plot(result):
     return buf.getvalue()
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args):
+    """The benchmark's result ({device, copy_gbps, rows, ...}): on the GPU, or the
+    labelled CPU smoke test with --cpu-smoke; BenchError without a GPU."""
     if args.cpu_smoke:
         print("CPU SMOKE TEST: the PyTorch reference at the given (toy) sizes; no kernel is timed.")
-        result = measure_cpu_smoke(args)
-    else:
-        if not torch.cuda.is_available():
-            raise BenchError(
-                "bench_decode needs a CUDA or ROCm GPU, and torch here sees none "
-                f"(torch {torch.__version__}, torch.cuda.is_available() is False). Run it on a GPU "
-                "machine with `bazel run //kernels:bench_decode --config=cuda` (or --config=rocm), "
-                "or pass --cpu-smoke for a labelled plumbing check."
-            )
-        result = measure(args, torch.device("cuda"))
-    kind = device_kind(args.cpu_smoke)
-    out = args.out or default_out(kind)
-    config = {k: v for k, v in vars(args).items() if k != "out"}
-    manifest = results.build_manifest(
-        EXPERIMENT,
-        out.name,
-        TARGET,
-        config,
-        {},
-        "cpu" if args.cpu_smoke else "cuda",
-        argv=sys.argv[1:] if argv is None else argv,
-    )
-    write_outputs(result, out, manifest, measured=not args.cpu_smoke)
-    print(table(result))
-    print(
-        f"wrote {out}/manifest.json, results.json, results.csv, table.txt, "
-        "decode_bandwidth.png, summary.json"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as e:
-        print(f"bench_decode: {e}", file=sys.stderr)
-        sys.exit(2)
+        return measure_cpu_smoke(args)
+    if not torch.cuda.is_available():
+        raise BenchError(
+            "bench_decode needs a CUDA or ROCm GPU, and torch here sees none "
+            f"(torch {torch.__version__}, torch.cuda.is_available() is False). Run it on a GPU "
+            "machine with `bazel run //experiments:bench_decode --config=cuda` (or "
+            "--config=rocm), or pass --cpu-smoke for a labelled plumbing check."
+        )
+    return measure(args, torch.device("cuda"))

@@ -12,7 +12,8 @@ one fails (the later ones still run):
    table Bazel's gpu_shared_library uses), for the GPU's architecture;
 2. pytest the test files of the test targets tagged "gpu" in the tree's
    BUILD.bazel files, against that library (KNLP_KERNELS_LIB_DIR);
-3. kernels/bench_decode.py on the seed shapes (GPT-2 and Qwen2.5-7B, batch 1,
+3. experiments/bench_decode.py (kernels/bench_decode.py's benchmark, written as a
+   run directory with its manifest) on the seed shapes (GPT-2 and Qwen2.5-7B, batch 1,
    8, 32, context 2K to 32K): GB/s, fraction of the measured copy bandwidth
    and ratio to SDPA bf16, side by side;
 4. GPT-2 124M training throughput (bf16, torch.compile, the h100 profile's
@@ -268,7 +269,14 @@ def main(argv=None):
 
         steps("bench arguments", lambda: str(vars(bench_decode.parse_args(BENCH_ARGS))))
     else:
-        bench_cmd = [sys.executable, "-m", "kernels.bench_decode", *BENCH_ARGS, "--out", bench_out]
+        bench_cmd = [
+            sys.executable,
+            "-m",
+            "experiments.bench_decode",
+            *BENCH_ARGS,
+            "--out",
+            bench_out,
+        ]
 
         def bench():
             if run(bench_cmd, log, env=env, timeout=240) != 0:
