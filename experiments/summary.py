@@ -279,7 +279,7 @@ def _draw(run: RunDir, experiment: str, groups: dict, report: Report) -> None:
         )
 
 
-# One summary.json row per run: its key -> the DONE result's key (None: not recorded).
+# A summary.json runs row's keys -> the DONE result's keys (null where DONE has none).
 RUN_FIELDS = {
     "final_val_loss": "val_loss",
     "best_val_loss": "best_val_loss",

@@ -29,8 +29,6 @@ says so in summary.md.
 
 import argparse
 import ast
-import csv
-import io
 import json
 import os
 import shutil
@@ -43,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from experiments.results import atomic_write_text  # noqa: E402  (stdlib only, no torch)
+from experiments.results import atomic_write_text, write_csv  # noqa: E402  (stdlib only)
 from tools.bazel.bzl_data import bzl_value  # noqa: E402  (the project's .bzl reader)
 
 TARGETS_BZL = ROOT / "tools/bazel/gpu_targets.bzl"
@@ -288,11 +286,7 @@ def main(argv=None):
         steps("gpt2 training", lambda: train_step(out / "train"))
     result = {"dry_run": args.dry_run, "arch": arch, "steps": steps.rows, **extra}
     atomic_write_text(out / "results.json", json.dumps(result, indent=2) + "\n")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["step", "status", "seconds", "detail"])
-    writer.writeheader()
-    writer.writerows(steps.rows)
-    atomic_write_text(out / "steps.csv", buf.getvalue())
+    write_csv(str(out / "steps.csv"), ["step", "status", "seconds", "detail"], steps.rows)
     atomic_write_text(out / "summary.md", summary(args, arch, steps.rows, extra))
     failed = [r["step"] for r in steps.rows if r["status"] != "ok"]
     print(f"wrote {out}/summary.md; failed steps: {', '.join(failed) or 'none'}")
