@@ -236,3 +236,17 @@ def test_a_deleted_metrics_file_is_named_missing(tmp_path):
     os.unlink(run.metrics_path("s0"))
     with pytest.raises(ResultsError, match=r"is missing, but DONE recorded 1 lines"):
         run.done_result("s0")
+
+
+def test_records_are_written_with_sorted_keys():
+    assert results.dumps({"b": 1, "a": {"d": 2, "c": 3}}) == '{"a": {"c": 3, "d": 2}, "b": 1}'
+
+
+def test_a_file_that_is_not_utf8_is_corrupt_json(tmp_path):
+    bad = tmp_path / "DONE"
+    bad.write_bytes(b'{"val_loss": "\xff"}')
+    with pytest.raises(ResultsError) as e:
+        read_json(str(bad))
+    assert str(e.value) == (
+        f"{bad}: corrupt JSON; restore it, or delete it and rerun to write it again"
+    )
