@@ -146,10 +146,10 @@ def kv_run(directory, **manifest_changes):
 
 
 def pruning_run(directory, **manifest_changes):
-    """A dense cell (97%) and a magnitude cell at 90% target (reached 0.9, 95%)."""
+    """A dense cell (97%) and a magnitude cell at 90% target (reached 90.12%, 95.5%)."""
     cells = [
         ("lenet5-adamw-none", "lenet5 adamw none", None, None, (0.97, 0.97)),
-        ("lenet5-adamw-magnitude-90", "lenet5 adamw magnitude 90%", 0.9, 0.9, (0.95, 0.96)),
+        ("lenet5-adamw-magnitude-90", "lenet5 adamw magnitude 90%", 0.9, 0.9012, (0.95, 0.96)),
     ]
     steps, runs = [], []
     for step, label, target, reached, accs in cells:
