@@ -13,6 +13,7 @@ from experiments.gpt2_ratio_ablation import RATIO
 from experiments.results import read_jsonl
 from paper import import_results
 from paper.render import figures, texgen
+from paper.render.testdata import macros_of
 
 STEPS = ("step00", "step02")
 ITERS = 4
@@ -26,15 +27,6 @@ def clean_checkout(path):
     subprocess.run([*git, "add", "README"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "test"], check=True)
     return path
-
-
-def macros_of(text):
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("\\newcommand{\\"):
-            name, value = line[len("\\newcommand{\\") :].split("}{", 1)
-            out[name] = value[:-1]
-    return out
 
 
 def test_a_short_run_reaches_the_papers_macros(tmp_path, monkeypatch):

@@ -77,6 +77,16 @@ def files(directory):
     return sorted(str(p) for p in Path(directory).iterdir() if p.is_file())
 
 
+def macros_of(text):
+    """{name: value} of the \\newcommand lines texgen.py writes."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("\\newcommand{\\"):
+            name, value = line[len("\\newcommand{\\") :].split("}{", 1)
+            out[name] = value[:-1]
+    return out
+
+
 def summary(experiment, steps, runs, metric="val_loss", **extra):
     return {
         "schema": 1,

@@ -6,16 +6,15 @@ import pytest
 
 from paper.render import figures, texgen
 from paper.render.data import DataError
-from paper.render.testdata import RUNS, decode_run, files, kv_run, pruning_run, ratio_run
-
-
-def macros_of(text):
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("\\newcommand{\\"):
-            name, value = line[len("\\newcommand{\\") :].split("}{", 1)
-            out[name] = value[:-1]
-    return out
+from paper.render.testdata import (
+    RUNS,
+    decode_run,
+    files,
+    kv_run,
+    macros_of,
+    pruning_run,
+    ratio_run,
+)
 
 
 def render(run, tmp_path, name="set", **kw):
@@ -58,22 +57,37 @@ def test_one_seed_has_no_std(tmp_path):
     assert m["RatioStepIIStd"] == "---"
 
 
-def test_kv_cache_reduction_against_the_first_class(tmp_path):
-    m, table, _ = render(kv_run, tmp_path)
-    assert m["KvClassIName"] == "GPT2" and m["KvClassIIName"] == "GPT2\\_MLA"
-    assert m["KvClassIBytes"] == "12{,}288" and m["KvClassIIBytes"] == "2{,}048"
-    assert m["KvClassIIReduction"] == "6.0" and m["KvBestReduction"] == "6.0"
-    assert m["KvTokensList"] == "256 and 512" and m["KvMaxRelErr"] == "0.00"
-    assert "6.0$\\times$" in table
+KV_WANT = {  # GPT2_MLA's cache is 6x smaller than GPT2's, the first class
+    "KvClassIName": "GPT2",
+    "KvClassIIName": "GPT2\\_MLA",
+    "KvClassIBytes": "12{,}288",
+    "KvClassIIBytes": "2{,}048",
+    "KvClassIIReduction": "6.0",
+    "KvBestReduction": "6.0",
+    "KvTokensList": "256 and 512",
+    "KvMaxRelErr": "0.00",
+}
+PRUNE_WANT = {  # accuracy and sparsity reached per cell, in percent
+    "PruneCellIAcc": "97.0",
+    "PruneCellISparsity": "---",
+    "PruneCellIIAcc": "95.5",
+    "PruneCellIIStd": "0.7",
+    "PruneCellIISparsity": "90.1",
+    "PruneCellIITarget": "90",
+    "PruneSparsestAcc": "95.5",
+    "PruneMaxGap": "0.12",
+}
 
 
-def test_pruning_accuracy_and_sparsity_per_cell(tmp_path):
-    m, table, _ = render(pruning_run, tmp_path)
-    assert m["PruneCellIAcc"] == "97.0" and m["PruneCellISparsity"] == "---"
-    assert m["PruneCellIIAcc"] == "95.5" and m["PruneCellIIStd"] == "0.7"
-    assert m["PruneCellIISparsity"] == "90.1" and m["PruneCellIITarget"] == "90"
-    assert m["PruneSparsestAcc"] == "95.5" and m["PruneMaxGap"] == "0.12"
-    assert "95.5 $\\pm$ 0.7" in table
+@pytest.mark.parametrize(
+    "run, want, in_table",
+    [(kv_run, KV_WANT, "6.0$\\times$"), (pruning_run, PRUNE_WANT, "95.5 $\\pm$ 0.7")],
+    ids=["kvsplice_cache", "pruning_matrix"],
+)
+def test_macros_and_table_carry_the_summary(tmp_path, run, want, in_table):
+    m, table, _ = render(run, tmp_path)
+    assert {k: m[k] for k in want} == want
+    assert in_table in table
 
 
 def test_unmeasured_decode_prints_no_number(tmp_path):
