@@ -199,7 +199,7 @@ def ratio(ds):
         "steps": [dict(st, params=params.get(st["step"])) for st in steps],
         "entropy": s.get("unigram_entropy"),
         "profile": profile,
-        "seeds": len(ds.field("config.seeds", []) or [None]),
+        "seeds": max(st["runs"] for st in steps),
         "bands": bands,
     }
 
@@ -279,7 +279,7 @@ def pruning(ds):
         for r in runs
         if r["status"] == "done" and r["sparsity"] is not None
     ]
-    return {"cells": cells, "points": points, "seeds": len(ds.field("config.seeds", []) or [None])}
+    return {"cells": cells, "points": points, "seeds": max(c["runs"] for c in cells)}
 
 
 # -------------------------------------------------------------- bench_decode

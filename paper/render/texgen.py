@@ -134,13 +134,8 @@ def _run_mark(ds):
 
 def _common(m, ds):
     m.add("RunId", tt(ds.run_id))
-    m.add("SetName", tt(ds.name))
-    commit = ds.field("git.commit", "")
-    m.add("Commit", _hash(commit[:12]))
     m.add("Dirty", r" (\textbf{dirty tree})" if ds.dirty else "")
     m.add("Machine", escape(ds.field("machine.gpu") or ds.field("machine.cpu", "unknown")))
-    m.add("Device", escape(ds.field("machine.device", "unknown")))
-    m.add("Date", escape(ds.field("created_utc", "")))
     m.add("Floats", rf"\input{{generated/{ds.name}_table.tex}}")
 
 
