@@ -80,6 +80,11 @@ def fmt_opt(x, digits, missing="---"):
     return missing if x is None else fmt(x, digits)
 
 
+def mean_pm_std(mean, std):
+    """A table cell: "mean $\\pm$ std", or the mean alone where std is "---" (one seed)."""
+    return mean if std == "---" else f"{mean} $\\pm$ {std}"
+
+
 class Macros:
     """An ordered set of \\newcommand definitions with one prefix; a name may be defined once."""
 
@@ -216,7 +221,7 @@ def ratio(ds, m):
             escape(st["label"]),
             "---" if st["params"] is None else fmt_int(st["params"]),
             m.get(key + "Runs"),
-            f"{fmt(st['mean'], 3)} $\\pm$ {fmt_opt(st['std'], 3)}",
+            mean_pm_std(m.get(key + "Mean"), m.get(key + "Std")),
             verdict,
         ]
         body.append(" & ".join(cells) + r" \\")
@@ -233,7 +238,7 @@ def ratio(ds, m):
     table = _table(
         "tab:ratio",
         f"RATIO ablation, {run}: final validation loss (nats per token, mean $\\pm$ std over "
-        f"seeds; --- with one seed) and the verdict against {escape(ref['step'])}.",
+        f"seeds; the mean alone with one seed) and the verdict against {escape(ref['step'])}.",
         "lp{0.42\\textwidth}rrrl",
         r"Step & What & Params & Seeds & Val.\ loss & vs.\ reference",
         body,
@@ -316,7 +321,7 @@ def pruning(ds, m):
             escape(c["label"]),
             m.get(key + "Target"),
             m.get(key + "Sparsity"),
-            f"{m.get(key + 'Acc')} $\\pm$ {m.get(key + 'Std')}",
+            mean_pm_std(m.get(key + "Acc"), m.get(key + "Std")),
         ]
         body.append(" & ".join(cells_) + r" \\")
     best = max(cells, key=lambda c: c["acc"])
@@ -337,7 +342,7 @@ def pruning(ds, m):
     table = _table(
         "tab:pruning",
         f"Pruning matrix, {run}: target and reached sparsity (\\%) and test accuracy "
-        "(\\%, mean $\\pm$ std over seeds; --- with one seed) per cell.",
+        "(\\%, mean $\\pm$ std over seeds; the mean alone with one seed) per cell.",
         "lrrr",
         r"Cell & Target & Reached & Test acc.",
         body,

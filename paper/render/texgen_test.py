@@ -53,8 +53,9 @@ def test_one_seed_has_no_std(tmp_path):
     s = json.loads((d / "summary.json").read_text())
     s["steps"][1]["std"] = None
     (d / "summary.json").write_text(json.dumps(s))
-    m = macros_of(texgen.render_set("r", files(d))[0])
-    assert m["RatioStepIIStd"] == "---"
+    macros, table = texgen.render_set("r", files(d))
+    assert macros_of(macros)["RatioStepIIStd"] == "---"
+    assert " & 2/2 & 2.110 & better \\\\" in table
 
 
 KV_WANT = {  # GPT2_MLA's cache is 6x smaller than GPT2's, the first class
