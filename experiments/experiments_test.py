@@ -1,5 +1,6 @@
 """The run targets end to end at tiny budgets: resume, SIGKILL, failures, steps reach models."""
 
+import csv
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from data.text import open_dataset
-from experiments import kvsplice_cache, options, pruning_matrix, runner
+from experiments import bench_decode, kvsplice_cache, options, pruning_matrix, runner, summary
 from experiments.ablations import registry
 from experiments.ddp_check import BigramLM
 from experiments.gpt2_common import build_gpt2_step, main, step_config
@@ -19,7 +20,7 @@ from experiments.gpt2_ratio_ablation import RATIO
 from experiments.gpt2_variants import VARIANTS
 from experiments.options import RunOptions
 from experiments.profiles import PROFILES, resolve
-from experiments.results import read_json, read_jsonl
+from experiments.results import RunDir, missing_fields, read_json, read_jsonl
 from experiments.trainer import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,6 +72,59 @@ def _check_files_intact(run, killed=False):
                 read_jsonl(p)
 
 
+def _check_summary_json(run):
+    """summary.json and val_curves.csv hold exactly the DONE results and the
+    evaluation records of metrics.jsonl, run by run."""
+    s = read_json(str(run / "summary.json"))
+    assert s["complete"] is True and s["run_id"] == run.name
+    want_curves, dones = [], {}
+    for r in s["runs"]:
+        done = dones[r["run"]] = read_json(str(run / "steps" / r["run"] / "DONE"))
+        assert r["status"] == "done"
+        assert (
+            r["final_val_loss"],
+            r["best_val_loss"],
+            r["tokens_seen"],
+            r["wall_s"],
+            r["params"],
+            r["kv_bytes_per_token"],
+            r["sparsity"],
+            r["target_sparsity"],
+            r["test_acc"],
+            r["model_class"],
+        ) == (
+            done["val_loss"],
+            done["best_val_loss"],
+            done["tokens"],
+            done["wall_s"],
+            done["params"],
+            done.get("kv_bytes_per_token"),
+            done.get("sparsity"),
+            done.get("target_sparsity"),
+            done.get("test_acc"),
+            done["model_class"],
+        ), r[
+            "run"
+        ]
+        assert r["final_val_loss"] is not None and r["tokens_seen"] == done["tokens"] > 0
+        recs = read_jsonl(str(run / "steps" / r["run"] / "metrics.jsonl"))
+        evals = [e for e in recs if e["kind"] == "eval"]
+        assert evals[-1]["val_loss"] == r["final_val_loss"]
+        want_curves += [
+            [r["run"], r["step"], str(r["seed"]), str(e["iter"]), str(e["tokens"]), e["val_loss"]]
+            for e in evals
+        ]
+    for st in s["steps"]:
+        values = [dones[r["run"]][s["metric"]] for r in s["runs"] if r["step"] == st["step"]]
+        assert st["runs_done"] == len(values)
+        assert st["mean"] == pytest.approx(sum(values) / len(values))
+    with open(run / "val_curves.csv", newline="") as f:
+        lines = list(csv.reader(f))
+    assert lines[0] == ["run", "step", "seed", "iter", "tokens", "val_loss"]
+    assert [row[:5] + [float(row[5])] for row in lines[1:]] == want_curves
+    return s
+
+
 def test_sigkill_mid_step_then_rerun_completes_and_third_run_is_a_noop(tmp_path):
     run = tmp_path / "gpt2_ratio_ablation" / "t"
     metrics = run / "steps" / "step00" / "metrics.jsonl"
@@ -118,6 +172,10 @@ def test_sigkill_mid_step_then_rerun_completes_and_third_run_is_a_noop(tmp_path)
     assert m["train"]["seeds"] == [1337]
     assert m["config"]["profile"]["name"] == "cpu" and m["versions"]["torch"]
     assert len(m["invocations"]) == 2
+    assert m["command"].startswith("bazel run //experiments:gpt2_ratio_ablation -- --steps 0,8")
+    s = _check_summary_json(run)
+    assert [(r["run"], r["seed"]) for r in s["runs"]] == [("step00", 1337), ("step08", 1337)]
+    assert [st["vs_reference"] for st in s["steps"]] == ["reference", "not resolved"]
 
     before = metrics.stat().st_mtime_ns
     again = subprocess.run(
@@ -207,6 +265,19 @@ def test_failed_step_is_recorded_and_policy_applies(tmp_path, policy):
     assert fail["reason"] == "nan_loss" and "nan" in fail["message"]
     assert (run / "steps" / "c" / "DONE").exists() == (policy == "continue")
     assert "FAILED: nan_loss" in (run / "summary.md").read_text()
+    s = read_json(str(run / "summary.json"))
+    status = {r["run"]: r["status"] for r in s["runs"]}
+    assert status == {
+        "a": "done",
+        "b": "failed",
+        "c": "done" if policy == "continue" else "pending",
+    }
+    assert s["complete"] is False  # a FAILED run (and, with stop, a pending one)
+    assert s["runs"][1]["failure"] == "nan_loss" and s["runs"][1]["final_val_loss"] is None
+    # A run still pending alone keeps the run incomplete.
+    summary.write_summary(RunDir(str(run)), "failing", [specs[0], _spec("d", False)], {"x": 1})
+    s = read_json(str(run / "summary.json"))
+    assert [r["status"] for r in s["runs"]] == ["done", "pending"] and s["complete"] is False
 
 
 def test_pruning_matrix_reaches_its_target_sparsities(tmp_path):
@@ -240,6 +311,9 @@ def test_pruning_matrix_reaches_its_target_sparsities(tmp_path):
     assert "test accuracy (mean ± std)" in summary and "sparsity" in summary
     assert "ppl" not in summary and "perplexity" not in summary  # a classifier has none
     assert "| pass | lenet5-adamw-bitter7-70 | sparsity |" in summary
+    s = _check_summary_json(run)
+    assert s["metric"] == "test_acc" and s["lower_is_better"] is False
+    assert all(r["sparsity"] >= 0.695 and r["target_sparsity"] == 0.7 for r in s["runs"])
     assert (run / "plots" / "test_acc.png").exists() and not (
         run / "plots" / "val_ppl.png"
     ).exists()
@@ -270,6 +344,29 @@ def test_kvsplice_cache_matches_theory(tmp_path, capsys):
         2 * 512 / 128
     )
     assert (tmp_path / "kvsplice_cache" / "k" / "plots" / "cache_bytes.png").exists()
+    run = tmp_path / "kvsplice_cache" / "k"
+    manifest = read_json(str(run / "manifest.json"))
+    assert missing_fields(manifest) == [] and manifest["experiment"] == "kvsplice_cache"
+    assert manifest["command"] == (
+        f"bazel run //experiments:kvsplice_cache -- --preset tiny --tokens 16,32,64 "
+        f"--results-dir {tmp_path} --run-id k"
+    )
+    s = read_json(str(run / "summary.json"))
+    assert s["complete"] is True and s["experiment"] == "kvsplice_cache"
+    assert s["metric"] == "bytes_per_token" and s["lower_is_better"] is True
+    keys = ("tokens", "measured_bytes", "theory_bytes", "bytes_per_token", "rel_error")
+    want = [
+        (r["class"], r["class"], None, "done", r["params"]) + tuple(row[k] for k in keys)
+        for r in data["results"]
+        for row in r["rows"]
+    ]
+    got = [(r["run"], r["step"], r["seed"], r["status"], r["params"]) for r in s["runs"]]
+    assert [g + tuple(r[k] for k in keys) for g, r in zip(got, s["runs"], strict=True)] == want
+    assert [st["step"] for st in s["steps"]] == list(kvsplice_cache.CLASSES)
+    cache_checks = [c for c in s["checks"] if c["name"] == "cache vs theory"]
+    assert [c["subject"] for c in cache_checks] == list(kvsplice_cache.CLASSES)
+    assert all(c["ok"] for c in s["checks"])
+    assert not (run / "val_curves.csv").exists()
 
 
 def test_kvsplice_transform_learns_in_training(tmp_path):
@@ -293,3 +390,31 @@ def test_kvsplice_transform_learns_in_training(tmp_path):
     found = {c["name"]: c for c in res["checks"]}
     assert found["KVSplice scale and shift moved"]["ok"], found
     assert found["params"]["ok"] and found["KV bytes"]["ok"] and found["MLP width"]["ok"]
+
+
+def test_bench_decode_cpu_smoke_writes_a_run_directory(tmp_path, capsys):
+    argv = ["--cpu-smoke", "--batches", "1", "2", "--contexts", "8", "33", "--out", str(tmp_path)]
+    assert bench_decode.main(argv) == 0
+    assert "CPU SMOKE" in capsys.readouterr().out
+    result = read_json(str(tmp_path / "results.json"))
+    assert "CPU SMOKE" in result["device"] and len(result["rows"]) == 2 * 2 * 2
+    assert (tmp_path / "results.csv").read_text().startswith("model,batch,context,")
+    assert (tmp_path / "decode_bandwidth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    manifest = read_json(str(tmp_path / "manifest.json"))
+    assert missing_fields(manifest) == [] and manifest["experiment"] == "bench_decode"
+    assert manifest["command"] == "bazel run //experiments:bench_decode -- " + " ".join(argv)
+    s = read_json(str(tmp_path / "summary.json"))
+    assert s["measured"] is False and s["complete"] is True
+    assert s["device"] == result["device"] and s["copy_gbps"] is None  # NaN: nothing measured
+    assert s["metric"] == "contig_gbps" and s["lower_is_better"] is False
+    assert s["runs"] == result["rows"] and s["run_id"] == tmp_path.name
+    assert not (tmp_path / "val_curves.csv").exists()
+
+
+def test_bench_decode_default_run_directory_is_under_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("BUILD_WORKSPACE_DIRECTORY", str(tmp_path))
+    argv = ["--cpu-smoke", "--models", "gpt2", "--batches", "1", "--contexts", "8"]
+    assert bench_decode.main(argv) == 0
+    (run,) = (tmp_path / "results" / "bench_decode").iterdir()
+    assert run.name.endswith("Z-cpu") and (run / "summary.json").exists()
+    assert read_json(str(run / "manifest.json"))["run_id"] == run.name

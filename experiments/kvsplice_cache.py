@@ -22,9 +22,10 @@ design gives (scale, shift and the compression per latent), reported as a
 share of the MLA base. Nothing trains here, so whether KVSplice's scale and
 shift move is checked by gpt2_variants.
 
-It writes results/kvsplice_cache/<run_id>/ with json/cache.json, a table in
-summary.md and plots/cache_bytes.png, and exits 1 if a cache check fails (or,
-with --strict, a research check).
+It writes results/kvsplice_cache/<run_id>/ with manifest.json, json/cache.json,
+a table in summary.md, summary.json (one row per class and token count, the
+checks per class; experiments/summary.py's schema) and plots/cache_bytes.png,
+and exits 1 if a cache check fails (or, with --strict, a research check).
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ import sys
 
 import torch
 
-from experiments import manifest as manifest_mod
-from experiments import plots
+from experiments import plots, summary
 from experiments.checks import (
     Check,
     Design,
@@ -49,13 +49,25 @@ from experiments.results import (
     RunDir,
     atomic_write_json,
     atomic_write_text,
+    build_manifest,
+    config_hash,
     exit_on_results_error,
+    workspace_dir,
+    write_manifest,
 )
 from models.gpt2 import zoo
 from models.gpt2.config import preset
 from models.gpt2.layers import KVSplice, cache_bytes
 
 EXPERIMENT = "kvsplice_cache"
+REPORT = summary.Report(
+    metric="bytes_per_token", label="KV-cache bytes per token", lower_is_better=True, compare=False
+)
+# summary.json's runs rows: one per (class, T), all from the measurement.
+RUN_FIELDS = {
+    k: k
+    for k in ("tokens", "measured_bytes", "theory_bytes", "bytes_per_token", "rel_error", "params")
+}
 CLASSES = ["GPT2", "GPT2_MLA", "GPT2_MLA_KV", "GPT2_MLA_KV2"]
 TOLERANCE = 0.05
 LINEARITY = 0.01
@@ -179,6 +191,33 @@ def research_checks(results: list[dict], cfg) -> list[Check]:
     return sorted(out, key=lambda c: c.ok)
 
 
+def summary_json(run: RunDir, results: list[dict], cfg) -> dict:
+    """summary.json: one runs row per (class, T); per class its cache and research checks."""
+    rows = [
+        {
+            "step": r["class"],
+            "group": r["class"],
+            "label": r["class"],
+            "seed": None,
+            "status": "done",
+            "params": r["params"],
+            **row,
+        }
+        for r in results
+        for row in r["rows"]
+    ]
+    found = []
+    for r in results:
+        failed = check([r])
+        found += [(r["class"], Check("cache vs theory", False, f)) for f in failed]
+        if not failed:
+            ok = f"within {TOLERANCE:.0%} of theory, linear in T, shapes as designed"
+            found.append((r["class"], Check("cache vs theory", True, ok)))
+        found += [(r["class"], c) for c in research_checks([r], cfg)]
+    found.sort(key=lambda sc: sc[1].ok)
+    return summary.summary_record(run, EXPERIMENT, rows, found, REPORT, RUN_FIELDS)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", default="256,512,1024")
@@ -212,13 +251,19 @@ def main(argv=None) -> int:
         "preset": args.preset,
         "tolerance": TOLERANCE,
     }
-    root = args.results_dir or os.path.join(manifest_mod.workspace_dir(), "results")
-    run_id = args.run_id or f"{args.device.split(':')[0]}-{manifest_mod.config_hash(config)[:8]}"
+    root = args.results_dir or os.path.join(workspace_dir(), "results")
+    run_id = args.run_id or f"{args.device.split(':')[0]}-{config_hash(config)[:8]}"
     run = RunDir(os.path.join(root, EXPERIMENT, run_id))
-    m = manifest_mod.build_manifest(
-        EXPERIMENT, run_id, config, {"dtype": args.dtype, "dataset": None}, args.device
+    m = build_manifest(
+        EXPERIMENT,
+        run_id,
+        f"//experiments:{EXPERIMENT}",
+        config,
+        {"dtype": args.dtype, "dataset": None},
+        args.device,
+        argv=sys.argv[1:] if argv is None else argv,
     )
-    atomic_write_json(run.path("manifest.json"), m)
+    write_manifest(run, m)
     results = [measure(c, tokens, args.device, dtype, args.preset) for c in classes]
     failures = check(results)
     research = research_checks(results, config_for(args.preset, tokens))
@@ -282,6 +327,9 @@ def main(argv=None) -> int:
     }
     atomic_write_json(run.path("json", "cache.json"), out)
     atomic_write_text(run.path("summary.md"), "\n".join(lines) + "\n")
+    atomic_write_json(
+        run.path("summary.json"), summary_json(run, results, config_for(args.preset, tokens))
+    )
     run.mark_done("measure", {"failures": failures})
     print("\n".join(lines))
     print(f"results: {run.root}", file=sys.stderr)

@@ -13,14 +13,21 @@ import numpy as np  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from experiments.results import atomic_write  # noqa: E402
+
 DPI = 300
 
 
 def _save(fig, path: str) -> str:
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic_write(
+            path,
+            lambda f: fig.savefig(
+                f, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None}
+            ),
+        )
+    finally:
+        plt.close(fig)
     return path
 
 

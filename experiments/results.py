@@ -1,8 +1,10 @@
-"""Result directories that survive SIGKILL: atomic files, fsynced JSONL, DONE markers.
+"""The run record: manifests, atomic files, fsynced JSONL, DONE markers, summaries.
 
-Layout of one run (`results/<experiment>/<run_id>/`):
+Every run target writes its results through this module, so every run directory
+has the same manifest (what ran where: commit, lock, machine, command) and the
+same guarantees against a kill. Layout of one run (`results/<experiment>/<run_id>/`):
 
-  manifest.json          what ran where (experiments/manifest.py)
+  manifest.json          what ran where (build_manifest; fields in REQUIRED_FIELDS)
   steps/<step>/metrics.jsonl   the canonical per-iteration record of a step
   steps/<step>/DONE      written last, holding the step's final result
   steps/<step>/FAILED    the reason a step failed (NaN loss, OOM, ...)
@@ -10,6 +12,8 @@ Layout of one run (`results/<experiment>/<run_id>/`):
   logs/<step>.log        the step's text log
   plots/*.png            300 DPI figures
   summary.md             the results table
+  summary.json           the same, machine-readable (experiments/summary.py)
+  val_curves.csv         every evaluation of every run (trainer-based targets)
 
 Every whole file is written to a temporary name in the same directory, fsynced
 and moved into place with os.replace, so a reader sees the old file or the new
@@ -26,14 +30,20 @@ the command that reruns it); `exit_on_results_error` turns it into exit 2.
 
 from __future__ import annotations
 
+import csv
+import datetime as _dt
 import errno
 import hashlib
+import io
 import json
 import math
 import os
+import platform
+import shlex
+import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 
 class ResultsError(Exception):
@@ -84,14 +94,20 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
+def atomic_write(path: str, write: Callable) -> None:
+    """Calls `write(binary file)` on a temporary file next to `path`, fsyncs it and
+    renames it into place: a reader sees the old file or the new one, never half.
+
+    For writers that stream (torch.save, savefig); the temporary name ends in
+    `.tmp`, which RunDir.remove_stale_temps deletes after a kill.
+    """
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -102,6 +118,10 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
             raise _write_failed(path, e) from None
         raise
     _fsync_dir(d)
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -136,6 +156,21 @@ def dumps(obj) -> str:
 def atomic_write_json(path: str, obj) -> None:
     text = json.dumps(json.loads(dumps(obj)), indent=1, sort_keys=True) + "\n"
     atomic_write_text(path, text)
+
+
+def write_csv(path: str, fieldnames: Iterable[str], rows: Iterable[dict]) -> None:
+    """A CSV with a header, columns in `fieldnames` order, newline line ends; atomic.
+
+    A key of a row that is not a column raises ValueError; a missing one is empty.
+    Floats are written with full precision (repr), None as an empty cell.
+    """
+    fieldnames = list(fieldnames)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fieldnames, lineterminator="\n")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    atomic_write_text(path, buf.getvalue())
 
 
 def read_json(path: str, default=None):
@@ -314,3 +349,222 @@ class RunDir:
 
     def mark_failed(self, step: str, reason: str, detail: dict | None = None) -> None:
         atomic_write_json(self.path("steps", step, "FAILED"), {"reason": reason, **(detail or {})})
+
+
+# -- the manifest: what ran where ------------------------------------------
+
+SCHEMA = 1
+
+# Dotted paths every manifest holds (a null value counts: "unknown" is recorded).
+REQUIRED_FIELDS: tuple[str, ...] = (
+    "schema",
+    "experiment",
+    "run_id",
+    "created_utc",
+    "command",
+    "git.commit",
+    "git.dirty",
+    "versions.python",
+    "versions.torch",
+    "versions.lock_sha256",
+    "machine.device",
+    "machine.cpu",
+    "machine.gpu",
+)
+
+# Fields that must agree before two runs may be compared (tools/verify_runs).
+# Each is a dotted path into the manifest.
+COMPARABLE_FIELDS = {
+    "effective batch": "train.effective_batch_tokens",
+    "iteration budget": "train.max_iters",
+    "time budget": "train.time_budget_s",
+    "torch.compile": "train.compile",
+    "dataset": "train.dataset",
+    "eval protocol": "train.eval_protocol",
+    "precision": "train.dtype",
+    "machine": "machine.gpu",
+    "device count": "machine.world_size",
+    "torch version": "versions.torch",
+    "cuda version": "versions.cuda",
+    "rocm version": "versions.rocm",
+    "lock": "versions.lock_sha256",
+    "commit": "git.commit",
+    "dirty tree": "git.dirty",
+}
+
+_ABSENT = object()
+
+
+def _lookup(manifest: dict, dotted: str):
+    cur = manifest
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return _ABSENT
+        cur = cur[part]
+    return cur
+
+
+def get_field(manifest: dict, dotted: str):
+    """The value at a dotted path ("git.commit"), or None where it is absent."""
+    value = _lookup(manifest, dotted)
+    return None if value is _ABSENT else value
+
+
+def missing_fields(manifest: dict) -> list[str]:
+    """The REQUIRED_FIELDS a manifest lacks (absent keys; a null value is present)."""
+    return [f for f in REQUIRED_FIELDS if _lookup(manifest, f) is _ABSENT]
+
+
+def workspace_dir() -> str:
+    """The user's checkout: BUILD_WORKSPACE_DIRECTORY under `bazel run`, else the cwd."""
+    return os.environ.get("BUILD_WORKSPACE_DIRECTORY") or os.getcwd()
+
+
+def git_state(root: str | None = None) -> dict:
+    """{"commit", "dirty"} of the checkout at `root` (tracked files only); None where
+    there is no git checkout, with "error" saying so."""
+    root = root or workspace_dir()
+    try:
+        commit = subprocess.run(
+            ["git", "-C", root, "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        return {"commit": commit, "dirty": bool(status.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None, "error": f"no git checkout at {root}"}
+
+
+def _runfile(relative: str) -> str | None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    roots = [
+        os.environ.get("RUNFILES_DIR"),
+        os.environ.get("TEST_SRCDIR"),
+        os.path.join(here, "..", ".."),
+    ]
+    for r in roots:
+        if r:
+            for p in (os.path.join(r, relative), os.path.join(r, "knlp", "external", relative)):
+                if os.path.exists(p):
+                    return p
+    return None
+
+
+def venv_info() -> dict:
+    """@pip//:venv_info.json: the lock's hash and the accelerator the venv was built for."""
+    path = _runfile("pip/venv_info.json")
+    if not path:
+        return {"lock_sha256": None, "note": "venv_info.json not in runfiles (not run by Bazel)"}
+    with open(path) as f:
+        return json.load(f)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: str, world_size: int = 1) -> dict:
+    """The machine a run ran on; the host name is not recorded."""
+    import torch
+
+    info = {
+        "device": device,
+        "world_size": world_size,
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "gpu": None,
+        "gpu_memory_gb": None,
+        "os": platform.platform(),
+        "arch": platform.machine(),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(torch.device(device))
+        info["gpu"] = props.name
+        info["gpu_memory_gb"] = round(props.total_memory / 2**30, 1)
+    return info
+
+
+def versions() -> dict:
+    import numpy
+    import torch
+
+    vi = venv_info()
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "rocm": getattr(torch.version, "hip", None),
+        "numpy": numpy.__version__,
+        "lock_sha256": vi.get("lock_sha256"),
+        "accelerator": vi.get("accelerator"),
+    }
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def utc_now() -> str:
+    """The current UTC time as the manifest writes it: 2026-12-03T09:30:00Z."""
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def command_line(target: str, argv: list[str] | None = None) -> str:
+    """The `bazel run` command that reruns this process, shell-quoted."""
+    argv = sys.argv[1:] if argv is None else argv
+    return shlex.join(["bazel", "run", target] + (["--", *argv] if argv else []))
+
+
+def build_manifest(
+    experiment: str,
+    run_id: str,
+    target: str,
+    config: dict,
+    train: dict,
+    device: str,
+    world_size: int = 1,
+    argv: list[str] | None = None,
+) -> dict:
+    """The manifest of a run of `target` (a Bazel label). `train` holds the comparable
+    training settings (COMPARABLE_FIELDS); `config` the resolved configuration;
+    `argv` the arguments the target got (default sys.argv[1:]).
+
+    Nothing from the environment is copied in, so no secret (WANDB_API_KEY,
+    HF_TOKEN, ...) can reach it.
+    """
+    return {
+        "schema": SCHEMA,
+        "experiment": experiment,
+        "run_id": run_id,
+        "created_utc": utc_now(),
+        "command": command_line(target, argv),
+        "argv": list(sys.argv[1:] if argv is None else argv),
+        "git": git_state(),
+        "versions": versions(),
+        "machine": machine(device, world_size),
+        "train": train,
+        "config": config,
+        "config_sha256": config_hash(config),
+    }
+
+
+def write_manifest(run: RunDir | str, manifest: dict) -> None:
+    """Writes manifest.json atomically into a RunDir (or a run directory's path)."""
+    root = run.root if isinstance(run, RunDir) else run
+    atomic_write_json(os.path.join(root, "manifest.json"), manifest)

@@ -2,18 +2,26 @@
 
 import json
 import os
+import platform
+import sys
 
 import pytest
 
 from experiments import profiles
 from experiments.results import (
+    REQUIRED_FIELDS,
     JsonlWriter,
     ResultsError,
     RunDir,
     atomic_write_json,
+    build_manifest,
+    get_field,
+    missing_fields,
     read_json,
     read_jsonl,
     repair_jsonl,
+    write_csv,
+    write_manifest,
 )
 
 
@@ -53,6 +61,59 @@ def test_run_dir_done_and_failed(tmp_path):
     run.mark_done("s0", {"val_loss": 3.0})
     assert run.is_done("s0") and run.failure("s0") is None
     assert run.done_result("s0") == {"val_loss": 3.0}
+
+
+def test_manifest_holds_every_required_field_and_no_secret(tmp_path, monkeypatch):
+    secrets = {"WANDB_API_KEY": "wandb-key-5f3a9c", "HF_TOKEN": "hf_token_77b1e2"}
+    for k, v in secrets.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(sys, "argv", ["gpt2_ratio_ablation.py", "--seeds", "3", "--note", "a b"])
+    m = build_manifest(
+        "gpt2_ratio_ablation",
+        "cpu-1a2b3c4d",
+        "//experiments:gpt2_ratio_ablation",
+        {"lr": 6e-4},
+        {"dtype": "float32"},
+        "cpu",
+    )
+    run = RunDir(str(tmp_path / "run"))
+    write_manifest(run, m)
+    data = open(run.path("manifest.json"), "rb").read()
+    written = json.loads(data)
+    assert missing_fields(written) == []
+    assert written["command"] == (
+        "bazel run //experiments:gpt2_ratio_ablation -- --seeds 3 --note 'a b'"
+    )
+    assert written["schema"] == 1 and written["machine"]["device"] == "cpu"
+    assert written["created_utc"].endswith("Z") and len(written["created_utc"]) == 20
+    for name, value in secrets.items():
+        assert value.encode() not in data, f"{name} leaked into manifest.json"
+    host = platform.node()
+    assert len(host) < 4 or host.encode() not in data  # the host name is not recorded
+
+
+def test_missing_fields_names_a_removed_field():
+    m = {}
+    for dotted in REQUIRED_FIELDS:
+        *parents, leaf = dotted.split(".")
+        cur = m
+        for p in parents:
+            cur = cur.setdefault(p, {})
+        cur[leaf] = None  # null is recorded, so present
+    assert missing_fields(m) == []
+    del m["git"]["dirty"]
+    del m["run_id"]
+    assert missing_fields(m) == ["run_id", "git.dirty"]
+    assert get_field(m, "git.commit") is None and get_field(m, "machine.cpu") is None
+
+
+def test_write_csv_fixed_columns_full_precision(tmp_path):
+    p = str(tmp_path / "c.csv")
+    write_csv(p, ["run", "val_loss"], [{"val_loss": 0.1 + 0.2, "run": "a"}, {"run": "b"}])
+    assert open(p, "rb").read() == b"run,val_loss\na,0.30000000000000004\nb,\n"
+    with pytest.raises(ValueError):
+        write_csv(p, ["run"], [{"run": "a", "extra": 1}])
+    assert open(p, "rb").read().startswith(b"run,val_loss")  # the old file is kept
 
 
 def test_profiles_and_overrides():

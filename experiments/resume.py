@@ -8,24 +8,36 @@ resumed run's manifest gains one entry per invocation.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 
-from experiments import manifest as manifest_mod
 from experiments.options import RunOptions
-from experiments.results import RunDir, atomic_write_json, read_json
+from experiments.results import (
+    RunDir,
+    build_manifest,
+    config_hash,
+    git_state,
+    read_json,
+    utc_now,
+    workspace_dir,
+    write_manifest,
+)
 
 
 class ConfigMismatch(Exception):
     """The run directory was made with another configuration."""
 
 
+def target(experiment: str) -> str:
+    """The Bazel label of an experiment's run target."""
+    return f"//experiments:{experiment}"
+
+
 def run_dir(experiment: str, opts: RunOptions, config: dict) -> RunDir:
     """The run's directory under --results-dir (default: <workspace>/results)."""
-    run_id = opts.run_id or f"{opts.profile.name}-{manifest_mod.config_hash(config)[:8]}"
-    root = opts.results_dir or os.path.join(manifest_mod.workspace_dir(), "results")
+    run_id = opts.run_id or f"{opts.profile.name}-{config_hash(config)[:8]}"
+    root = opts.results_dir or os.path.join(workspace_dir(), "results")
     rerun = (
-        f"bazel run //experiments:{experiment} -- --profile {opts.profile.name} "
+        f"bazel run {target(experiment)} -- --profile {opts.profile.name} "
         f"--run-id {run_id} --steps {{step}}"
     )
     return RunDir(os.path.join(root, experiment, run_id), rerun_command=rerun)
@@ -37,13 +49,15 @@ def record_invocation(run: RunDir, experiment, config, train_meta, device, world
     run_id = os.path.basename(run.root)
     existing = read_json(mpath)
     if existing is None:
-        m = manifest_mod.build_manifest(experiment, run_id, config, train_meta, device, world)
-        m["invocations"] = [{"time": m["created"], "git": m["git"], "steps": steps}]
-        atomic_write_json(mpath, m)
+        m = build_manifest(
+            experiment, run_id, target(experiment), config, train_meta, device, world
+        )
+        m["invocations"] = [{"time": m["created_utc"], "git": m["git"], "steps": steps}]
+        write_manifest(run, m)
         return
-    if existing.get("config_sha256") != manifest_mod.config_hash(config):
+    if existing.get("config_sha256") != config_hash(config):
         raise ConfigMismatch(f"{mpath} was made with another configuration; use another --run-id")
-    git = manifest_mod.git_state()
+    git = git_state()
     if git.get("commit") != existing.get("git", {}).get("commit"):
         log(
             f"note: resuming a run started at commit {existing['git'].get('commit')} "
@@ -51,9 +65,9 @@ def record_invocation(run: RunDir, experiment, config, train_meta, device, world
         )
     existing.setdefault("invocations", []).append(
         {
-            "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "time": utc_now(),
             "git": git,
             "steps": steps,
         }
     )
-    atomic_write_json(mpath, existing)
+    write_manifest(run, existing)

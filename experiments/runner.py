@@ -49,6 +49,7 @@ class StepSpec:
     label: str  # what the step is, for tables
     build: Callable[[str], StepBuild]  # device -> StepBuild
     group: str | None = None  # the step a seed's run belongs to (None: `name`)
+    seed: int | None = None  # the run's seed, for summary.json (per_seed sets it)
 
 
 def per_seed(opts: RunOptions, specs_for: Callable[[RunOptions], list[StepSpec]]):
@@ -58,11 +59,13 @@ def per_seed(opts: RunOptions, specs_for: Callable[[RunOptions], list[StepSpec]]
     run is named `<step>-s<seed>` and grouped under its step for the summary.
     """
     if opts.seeds == 1:
-        return specs_for(opts)
+        return [dataclasses.replace(spec, seed=opts.seed) for spec in specs_for(opts)]
     out = []
     for seed in opts.seed_list:
         for spec in specs_for(dataclasses.replace(opts, seed=seed)):
-            out.append(dataclasses.replace(spec, name=f"{spec.name}-s{seed}", group=spec.name))
+            out.append(
+                dataclasses.replace(spec, name=f"{spec.name}-s{seed}", group=spec.name, seed=seed)
+            )
     return out
 
 

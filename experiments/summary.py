@@ -1,8 +1,15 @@
-"""A run's report: summary.md and the plots, rebuilt from disk after every step.
+"""A run's report: summary.md, summary.json, val_curves.csv and the plots, rebuilt
+from disk after every step.
 
 `write_summary` reads every run's DONE or FAILED and metrics.jsonl from the run
 directory, so the report is the same whether the steps ran now or in an
-earlier invocation; experiments/runner.py calls it after every step. With
+earlier invocation; experiments/runner.py calls it after every step.
+summary.json holds the same tables for programs (paper/import_results.py):
+per step the metric's mean and std and the comparison with the reference, per
+run the final and best val loss, tokens, wall time, parameters, KV bytes per
+token and sparsity, and the research checks; `complete` is true once every
+run is DONE. val_curves.csv holds every evaluation record of every DONE run's
+metrics.jsonl (a run still pending may yet drop records when it resumes). With
 --seeds N a step has N runs (`StepSpec.group` names the step), and the report
 says, step by step:
 
@@ -25,7 +32,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from experiments import checks, plots
-from experiments.results import RunDir, atomic_write_text, read_json, read_jsonl
+from experiments.results import (
+    SCHEMA,
+    RunDir,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    read_jsonl,
+    write_csv,
+)
 
 DEFAULT_COLUMNS = (
     ("step", "run"),
@@ -87,13 +102,14 @@ def _rows(run: RunDir, steps) -> list[dict]:
     """One row per run (step x seed) from disk: its DONE result, or why it has none."""
     rows = []
     for s in steps:
-        base = {"step": s.name, "group": _group(s), "label": s.label}
+        base = {"step": s.name, "group": _group(s), "label": s.label, "seed": s.seed}
         res = run.done_result(s.name)
         fail = run.failure(s.name)
         if res:
             recs = read_jsonl(os.path.join(run.root, "steps", s.name, "metrics.jsonl"))
             curve = [(r["iter"], r["loss"]) for r in recs if r.get("kind") == "train"]
-            rows.append(dict(res, **base, status="done", curve=curve))
+            evals = [r for r in recs if r.get("kind") == "eval"]
+            rows.append(dict(res, **base, status="done", curve=curve, val_records=evals))
         elif fail:
             rows.append(dict(base, status=f"FAILED: {fail.get('reason')}"))
         else:
@@ -165,26 +181,36 @@ def _kvsplice_checks(groups: dict[str, list[dict]]) -> list[tuple[str, checks.Ch
     return out
 
 
-def _steps_table(groups: dict[str, list[dict]], report: Report, failed: dict) -> list[str]:
+def _step_stats(groups: dict[str, list[dict]], report: Report) -> list[dict]:
+    """Per step: its metric's values over done seeds and how it compares with the first."""
     names = list(groups)
-    ref = names[0] if names else None
-    ref_values = _values(groups[ref], report.metric) if ref else []
+    ref_values = _values(groups[names[0]], report.metric) if names else []
+    out = []
+    for name in names:
+        values = _values(groups[name], report.metric)
+        vs = None
+        if report.compare:
+            if name == names[0]:
+                vs = "reference"
+            elif values and ref_values:
+                vs = checks.compare(values, ref_values, report.lower_is_better)
+        out.append({"step": name, "values": values, "vs_reference": vs})
+    return out
+
+
+def _steps_table(groups: dict[str, list[dict]], report: Report, failed: dict) -> list[str]:
+    stats = _step_stats(groups, report)
+    ref = stats[0]["step"] if stats else None
     head = ["step", "what", "seeds done", f"{report.label} (mean ± std)"]
     if report.compare:
         head.append(f"vs {ref}")
     head.append("checks")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name in names:
-        runs = groups[name]
-        values = _values(runs, report.metric)
+    for st in stats:
+        name, values, runs = st["step"], st["values"], groups[st["step"]]
         cells = [name, _fmt(runs[0]["label"]), f"{len(values)}/{len(runs)}", _mean_std(values)]
         if report.compare:
-            if name == ref:
-                cells.append("reference")
-            elif values and ref_values:
-                cells.append(checks.compare(values, ref_values, report.lower_is_better))
-            else:
-                cells.append("-")
+            cells.append(st["vs_reference"] or "-")
         n_failed = sum(failed.get(r["step"], 0) for r in runs)
         checked = any(r["status"] != "pending" for r in runs)
         cells.append(f"{n_failed} failed" if n_failed else ("all pass" if checked else "-"))
@@ -195,7 +221,7 @@ def _steps_table(groups: dict[str, list[dict]], report: Report, failed: dict) ->
 def _header(run: RunDir, experiment: str, config: dict, rows, report: Report) -> list[str]:
     m = read_json(run.path("manifest.json"), {})
     git = m.get("git", {})
-    hw = m.get("hardware", {})
+    hw = m.get("machine", {})
     lines = [
         f"# {experiment} / {os.path.basename(run.root)}",
         "",
@@ -253,6 +279,93 @@ def _draw(run: RunDir, experiment: str, groups: dict, report: Report) -> None:
         )
 
 
+# A summary.json runs row's keys -> the DONE result's keys (null where DONE has none).
+RUN_FIELDS = {
+    "final_val_loss": "val_loss",
+    "best_val_loss": "best_val_loss",
+    "tokens_seen": "tokens",
+    "wall_s": "wall_s",
+    "params": "params",
+    "kv_bytes_per_token": "kv_bytes_per_token",
+    "sparsity": "sparsity",
+    "target_sparsity": "target_sparsity",
+    "test_acc": "test_acc",
+    "model_class": "model_class",
+}
+
+VAL_CURVE_COLUMNS = ("run", "step", "seed", "iter", "tokens", "val_loss")
+
+
+def _status(row: dict) -> str:
+    return "failed" if row["status"].startswith("FAILED") else row["status"]
+
+
+def summary_record(
+    run: RunDir, experiment: str, rows, found, report: Report, fields: dict = RUN_FIELDS
+) -> dict:
+    """summary.json: the steps, runs and checks of summary.md, as numbers.
+
+    `rows` are one per run (as _rows reads them), `found` the (subject, Check)
+    pairs, `fields` a runs row's keys -> the row's keys they are read from.
+    """
+    groups = _groups(rows)
+    steps = []
+    for st in _step_stats(groups, report):
+        values, runs = st["values"], groups[st["step"]]
+        steps.append(
+            {
+                "step": st["step"],
+                "label": runs[0]["label"],
+                "runs": len(runs),
+                "runs_done": sum(r["status"] == "done" for r in runs),
+                "mean": float(np.mean(values)) if values else None,
+                "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+                "vs_reference": st["vs_reference"],
+            }
+        )
+    runs = [
+        {
+            "run": r["step"],
+            "step": r["group"],
+            "seed": r.get("seed"),
+            "status": _status(r),
+            "failure": r["status"][len("FAILED: ") :] if _status(r) == "failed" else None,
+            "label": r["label"],
+            **{k: r.get(src) for k, src in fields.items()},
+        }
+        for r in rows
+    ]
+    return {
+        "schema": SCHEMA,
+        "experiment": experiment,
+        "run_id": os.path.basename(run.root),
+        "complete": bool(rows) and all(r["status"] == "done" for r in rows),
+        "metric": report.metric,
+        "metric_label": report.label,
+        "lower_is_better": report.lower_is_better,
+        "unigram_entropy": _entropy(rows),
+        "steps": steps,
+        "runs": runs,
+        "checks": [{"subject": s, **c.to_dict()} for s, c in found],
+    }
+
+
+def val_curve_rows(rows) -> list[dict]:
+    """val_curves.csv: every evaluation record of every DONE run, in run then iter order."""
+    return [
+        {
+            "run": r["step"],
+            "step": r["group"],
+            "seed": r.get("seed"),
+            "iter": e["iter"],
+            "tokens": e.get("tokens"),
+            "val_loss": e.get("val_loss"),
+        }
+        for r in rows
+        for e in sorted(r.get("val_records", []), key=lambda e: e["iter"])
+    ]
+
+
 def write_summary(run: RunDir, experiment: str, steps, config: dict, report: Report = LANGUAGE):
     """Rewrites summary.md and the plots from the run directory; returns the failed checks."""
     rows = _rows(run, steps)
@@ -294,4 +407,9 @@ def write_summary(run: RunDir, experiment: str, steps, config: dict, report: Rep
     pngs = sorted(p for p in os.listdir(run.path("plots")) if p.endswith(".png"))
     lines += ["", "Plots: " + (", ".join(f"[{p}](plots/{p})" for p in pngs) or "none yet"), ""]
     atomic_write_text(run.path("summary.md"), "\n".join(lines) + "\n")
+    atomic_write_json(
+        run.path("summary.json"), summary_record(run, experiment, rows, found, report)
+    )
+    if any(r.get("val_records") for r in rows):
+        write_csv(run.path("val_curves.csv"), VAL_CURVE_COLUMNS, val_curve_rows(rows))
     return [(s, c) for s, c in found if not c.ok]

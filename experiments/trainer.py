@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.distributed as dist
 
-from experiments.results import JsonlWriter, repair_jsonl
+from experiments.results import JsonlWriter, atomic_write, repair_jsonl
 from pruning import schedule
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -218,11 +218,7 @@ class Trainer:
             "hooks": [h.state_dict() if hasattr(h, "state_dict") else None for h in self.hooks],
             "config": self.cfg.to_dict(),
         }
-        tmp = self.checkpoint_path + ".tmp"
-        torch.save(state, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, self.checkpoint_path)
+        atomic_write(self.checkpoint_path, lambda f: torch.save(state, f))
 
     def maybe_resume(self) -> bool:
         """Loads the checkpoint if there is one; drops metric records written after it."""
@@ -277,11 +273,17 @@ class Trainer:
         return out
 
     # -- the loop --------------------------------------------------------
+    @property
+    def tokens_per_iter(self) -> int:
+        """Tokens one iteration trains on, over every rank and accumulation step."""
+        cfg = self.cfg
+        return cfg.batch_size * cfg.grad_accum * cfg.tokens_per_sample * self.dist_info.world_size
+
     def fit(self) -> dict:
         cfg, info = self.cfg, self.dist_info
         self.maybe_resume()
         writer = JsonlWriter(self.metrics_path) if (self.metrics_path and info.is_main) else None
-        tokens_per_iter = cfg.batch_size * cfg.grad_accum * cfg.tokens_per_sample * info.world_size
+        tokens_per_iter = self.tokens_per_iter
         bar = None
         if cfg.progress and info.is_main:
             from tqdm import tqdm
@@ -392,6 +394,7 @@ class Trainer:
             "iter": it,
             "step": self.step_name,
             "kind": "eval",
+            "tokens": it * self.tokens_per_iter,
             "train_loss_eval": losses["train"],
             "val_loss": losses["val"],
             "val_ppl": math.exp(min(losses["val"], 50.0)),

@@ -1,8 +1,11 @@
 """Benchmark: K16/V8 decode attention against copy bandwidth and torch SDPA on bf16 K/V.
 
-    bazel run //kernels:bench_decode --config=cuda            # on a GPU machine
-    bazel run //kernels:bench_decode --config=cuda -- --batches 1 8 --contexts 8192
-    bazel run //kernels:bench_decode -- --cpu-smoke           # CPU plumbing check only
+The run target is //experiments:bench_decode (experiments/bench_decode.py),
+which runs this benchmark and writes its run directory:
+
+    bazel run //experiments:bench_decode --config=cuda            # on a GPU machine
+    bazel run //experiments:bench_decode --config=cuda -- --batches 1 8 --contexts 8192
+    bazel run //experiments:bench_decode -- --cpu-smoke           # CPU plumbing check only
 
 For each head shape (Qwen2.5-7B: 28 q heads, 4 kv heads, head_dim 128; GPT-2:
 12, 12, 64), batch and context it times, with CUDA events, the knlp kernel on
@@ -15,22 +18,17 @@ bytes each method must move at least (K, V, V scales, q, output, block
 table), and bytes/s is compared with the device-to-device copy bandwidth
 (read + write) measured in the same run.
 
-Writes results.json, results.csv and decode_bandwidth.png (atomically) to
---out (default results/kernels/bench_decode/<UTC time> in the workspace).
-Without a GPU it stops with a message, unless --cpu-smoke is given: that runs
-the PyTorch reference at toy sizes, labelled as such everywhere, to check the
-table, files and plot, and measures nothing about the kernels.
+Without a GPU `run` stops with a message, unless --cpu-smoke is given: that
+runs the PyTorch reference at toy sizes, labelled as such everywhere, to
+check the table, files and plot, and measures nothing about the kernels.
+This module writes no file: the run record is experiments/'s.
 """
 
 import argparse
-import csv
-import datetime
 import io
-import json
 import math
 import os
 import statistics
-import sys
 from pathlib import Path
 
 import torch
@@ -65,12 +63,6 @@ def parse_args(argv):
     if args.iters < 3:
         p.error(f"--iters {args.iters}: at least 3 for a median")
     return args
-
-
-def default_out():
-    root = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY", "."))
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return root / "results" / "kernels" / "bench_decode" / stamp
 
 
 class Timer:
@@ -252,26 +244,6 @@ def table(result):
     return "\n".join(lines)
 
 
-def atomic_write(path, data):
-    tmp = path.with_name(path.name + ".tmp")
-    mode = "wb" if isinstance(data, bytes) else "w"
-    with open(tmp, mode) as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def write_outputs(result, out):
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "results.json", json.dumps(result, indent=2) + "\n")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(result["rows"][0]))
-    writer.writeheader()
-    writer.writerows(result["rows"])
-    atomic_write(out / "results.csv", buf.getvalue())
-    atomic_write(out / "table.txt", table(result) + "\n")
-    atomic_write(out / "decode_bandwidth.png", plot(result))
-
-
 def plot(result):
     os.environ.setdefault("MPLCONFIGDIR", os.environ.get("TEST_TMPDIR", "/tmp"))
     import matplotlib
@@ -317,30 +289,17 @@ def plot(result):
     return buf.getvalue()
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args):
+    """The benchmark's result ({device, copy_gbps, rows, ...}): on the GPU, or the
+    labelled CPU smoke test with --cpu-smoke; BenchError without a GPU."""
     if args.cpu_smoke:
         print("CPU SMOKE TEST: the PyTorch reference at the given (toy) sizes; no kernel is timed.")
-        result = measure_cpu_smoke(args)
-    else:
-        if not torch.cuda.is_available():
-            raise BenchError(
-                "bench_decode needs a CUDA or ROCm GPU, and torch here sees none "
-                f"(torch {torch.__version__}, torch.cuda.is_available() is False). Run it on a GPU "
-                "machine with `bazel run //kernels:bench_decode --config=cuda` (or --config=rocm), "
-                "or pass --cpu-smoke for a labelled plumbing check."
-            )
-        result = measure(args, torch.device("cuda"))
-    out = args.out or default_out()
-    write_outputs(result, out)
-    print(table(result))
-    print(f"wrote {out}/results.json, results.csv, table.txt, decode_bandwidth.png")
-    return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as e:
-        print(f"bench_decode: {e}", file=sys.stderr)
-        sys.exit(2)
+        return measure_cpu_smoke(args)
+    if not torch.cuda.is_available():
+        raise BenchError(
+            "bench_decode needs a CUDA or ROCm GPU, and torch here sees none "
+            f"(torch {torch.__version__}, torch.cuda.is_available() is False). Run it on a GPU "
+            "machine with `bazel run //experiments:bench_decode --config=cuda` (or "
+            "--config=rocm), or pass --cpu-smoke for a labelled plumbing check."
+        )
+    return measure(args, torch.device("cuda"))

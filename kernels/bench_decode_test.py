@@ -1,6 +1,5 @@
-"""bench_decode: the CPU smoke mode writes its labelled outputs; without a GPU it refuses."""
-
-import json
+"""bench_decode: the CPU smoke mode is labelled, its table and plot render; without a GPU
+it refuses. The run directory it becomes is experiments/bench_decode.py's (experiments_test)."""
 
 import pytest
 import torch
@@ -8,17 +7,14 @@ import torch
 from kernels import bench_decode
 
 
-def test_cpu_smoke_writes_labelled_outputs(tmp_path, capsys):
-    rc = bench_decode.main(
-        ["--cpu-smoke", "--batches", "1", "2", "--contexts", "8", "33", "--out", str(tmp_path)]
-    )
-    assert rc == 0
-    result = json.loads((tmp_path / "results.json").read_text())
+def test_cpu_smoke_is_labelled_and_renders(capsys):
+    args = bench_decode.parse_args(["--cpu-smoke", "--batches", "1", "2", "--contexts", "8", "33"])
+    result = bench_decode.run(args)
     assert "CPU SMOKE" in result["device"]
     assert len(result["rows"]) == 2 * 2 * 2  # models x batches x contexts
     assert all(r["contig_us"] > 0 for r in result["rows"])
-    assert (tmp_path / "results.csv").read_text().startswith("model,batch,context,")
-    assert (tmp_path / "decode_bandwidth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert bench_decode.table(result).startswith(f"# {result['device']}")
+    assert bench_decode.plot(result)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "CPU SMOKE" in capsys.readouterr().out
 
 
@@ -27,12 +23,12 @@ def test_cpu_smoke_writes_labelled_outputs(tmp_path, capsys):
 )
 def test_without_gpu_says_it_needs_one(tmp_path):
     with pytest.raises(bench_decode.BenchError, match="needs a CUDA or ROCm GPU"):
-        bench_decode.main(["--out", str(tmp_path)])
+        bench_decode.run(bench_decode.parse_args(["--out", str(tmp_path)]))
 
 
 def test_bad_arguments_are_named(capsys):
     with pytest.raises(SystemExit):
-        bench_decode.main(["--batches", "0"])
+        bench_decode.parse_args(["--batches", "0"])
     assert "--batches: 0 is not a batch size" in capsys.readouterr().err
 
 

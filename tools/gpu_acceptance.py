@@ -12,7 +12,8 @@ one fails (the later ones still run):
    table Bazel's gpu_shared_library uses), for the GPU's architecture;
 2. pytest the test files of the test targets tagged "gpu" in the tree's
    BUILD.bazel files, against that library (KNLP_KERNELS_LIB_DIR);
-3. kernels/bench_decode.py on the seed shapes (GPT-2 and Qwen2.5-7B, batch 1,
+3. experiments/bench_decode.py (kernels/bench_decode.py's benchmark, written as a
+   run directory with its manifest) on the seed shapes (GPT-2 and Qwen2.5-7B, batch 1,
    8, 32, context 2K to 32K): GB/s, fraction of the measured copy bandwidth
    and ratio to SDPA bf16, side by side;
 4. GPT-2 124M training throughput (bf16, torch.compile, the h100 profile's
@@ -28,8 +29,6 @@ says so in summary.md.
 
 import argparse
 import ast
-import csv
-import io
 import json
 import os
 import shutil
@@ -42,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from experiments.results import atomic_write_text  # noqa: E402  (stdlib only, no torch)
+from experiments.results import atomic_write_text, write_csv  # noqa: E402  (stdlib only)
 from tools.bazel.bzl_data import bzl_value  # noqa: E402  (the project's .bzl reader)
 
 TARGETS_BZL = ROOT / "tools/bazel/gpu_targets.bzl"
@@ -268,7 +267,14 @@ def main(argv=None):
 
         steps("bench arguments", lambda: str(vars(bench_decode.parse_args(BENCH_ARGS))))
     else:
-        bench_cmd = [sys.executable, "-m", "kernels.bench_decode", *BENCH_ARGS, "--out", bench_out]
+        bench_cmd = [
+            sys.executable,
+            "-m",
+            "experiments.bench_decode",
+            *BENCH_ARGS,
+            "--out",
+            bench_out,
+        ]
 
         def bench():
             if run(bench_cmd, log, env=env, timeout=240) != 0:
@@ -280,11 +286,7 @@ def main(argv=None):
         steps("gpt2 training", lambda: train_step(out / "train"))
     result = {"dry_run": args.dry_run, "arch": arch, "steps": steps.rows, **extra}
     atomic_write_text(out / "results.json", json.dumps(result, indent=2) + "\n")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["step", "status", "seconds", "detail"])
-    writer.writeheader()
-    writer.writerows(steps.rows)
-    atomic_write_text(out / "steps.csv", buf.getvalue())
+    write_csv(str(out / "steps.csv"), ["step", "status", "seconds", "detail"], steps.rows)
     atomic_write_text(out / "summary.md", summary(args, arch, steps.rows, extra))
     failed = [r["step"] for r in steps.rows if r["status"] != "ok"]
     print(f"wrote {out}/summary.md; failed steps: {', '.join(failed) or 'none'}")

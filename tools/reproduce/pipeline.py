@@ -3,6 +3,8 @@
 A run lives in `<results>/<run_id>/`:
 
     manifest.json            what ran, where, with which pins; updated after every stage
+                             (experiments/results.py's manifest, plus the stage set,
+                             the fork pins, the gates and every stage's status)
     report.md, report.json   written by the report stage
     stages/<stage>/          one directory per stage that has run:
         DONE                 present only when the stage completed
@@ -20,15 +22,22 @@ pipeline goes on, so the report always says why a gate has no data. A stage
 that fails stops the pipeline.
 """
 
-import datetime
 import io
 import json
 import os
-import platform
 import shutil
 import subprocess
 import traceback
 from pathlib import Path
+
+from experiments.results import (
+    atomic_write_json,
+    build_manifest,
+    git_state,
+    read_json,
+    read_jsonl,
+    utc_now,
+)
 
 STAGES = ("doctor", "fetch", "build", "run", "report", "upload")
 
@@ -43,28 +52,6 @@ class Skip(Exception):
 
 class PipelineError(Exception):
     pass
-
-
-def now():
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def write_atomic(path, text):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_json(path, data):
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def read_jsonl(path):
-    path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 class StageContext:
@@ -83,7 +70,7 @@ class StageContext:
         self.stderr = io.StringIO()
 
     def metric(self, **record):
-        self.records.append({"stage": self.stage, "time": now(), **record})
+        self.records.append({"stage": self.stage, "time": utc_now(), **record})
 
     def log(self, message):
         print(message, file=self.stdout, flush=True)
@@ -127,7 +114,9 @@ class StageContext:
 class Pipeline:
     """Runs `stages` (name -> function(ctx)) of `stage_set` in the run directory."""
 
-    def __init__(self, stage_set, stage_set_spec, run_dir, stage_functions, env=None, facts=None):
+    def __init__(
+        self, stage_set, stage_set_spec, run_dir, stage_functions, env=None, facts=None, argv=None
+    ):
         missing = [s for s in STAGES if s not in stage_functions]
         if missing:
             raise PipelineError(f"no implementation for stages {missing}")
@@ -137,6 +126,7 @@ class Pipeline:
         self.functions = stage_functions
         self.env = dict(os.environ if env is None else env)
         self.facts = facts or {}
+        self.argv = argv  # the command line the manifest records (default: sys.argv)
 
     @property
     def manifest_path(self):
@@ -159,28 +149,31 @@ class Pipeline:
         return None
 
     def load_manifest(self):
-        if self.manifest_path.exists():
-            manifest = json.loads(self.manifest_path.read_text())
+        manifest = read_json(str(self.manifest_path))
+        if manifest is not None:
             if manifest.get("stage_set") != self.stage_set:
                 raise PipelineError(
                     f"run {self.run_dir.name} is a {manifest.get('stage_set')!r} run; "
                     f"it cannot be resumed as {self.stage_set!r} (use a new --run-id)"
                 )
             return manifest
-        return {
-            "run_id": self.run_dir.name,
-            "stage_set": self.stage_set,
-            "stage_set_spec": self.stage_set_spec,
-            "created_at": now(),
-            "host": platform.node(),
-            "stages": {},
-            "invocations": [],
-        }
+        import torch
+
+        manifest = build_manifest(
+            self.stage_set,
+            self.run_dir.name,
+            f"//tools/reproduce:{self.stage_set}",
+            self.stage_set_spec,
+            {},
+            "cuda" if torch.cuda.is_available() else "cpu",
+            argv=self.argv,
+        )
+        return dict(manifest, stage_set=self.stage_set, stages={}, invocations=[])
 
     def save_manifest(self, manifest):
-        manifest["updated_at"] = now()
+        manifest["updated_at"] = utc_now()
         manifest["stages"] = {s: self.status(s) for s in STAGES}
-        write_json(self.manifest_path, manifest)
+        atomic_write_json(str(self.manifest_path), manifest)
 
     def run(self, stop_after=None):
         """Runs from the first stage without DONE; returns {stage: status}."""
@@ -188,7 +181,7 @@ class Pipeline:
         manifest = self.load_manifest()
         manifest.update(self.facts)
         start = self.first_pending()
-        manifest["invocations"].append({"at": now(), "resumed_at": start})
+        manifest["invocations"].append({"at": utc_now(), "resumed_at": start, "git": git_state()})
         self.save_manifest(manifest)
         results = {}
         if start is None:
@@ -206,7 +199,7 @@ class Pipeline:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         ctx = StageContext(self, stage, staging)
-        started = now()
+        started = utc_now()
         try:
             self.functions[stage](ctx)
             status = {"status": "ok"}
@@ -216,8 +209,10 @@ class Pipeline:
         except Exception as err:  # noqa: BLE001 - any failure is recorded, then reported
             status = {"status": "failed", "reason": {"code": "error", "detail": str(err)}}
             ctx.stderr.write(traceback.format_exc())
-        status.update(stage=stage, started_at=started, finished_at=now())
-        records = ctx.records + [{"stage": stage, "time": now(), "event": "stage_end", **status}]
+        status.update(stage=stage, started_at=started, finished_at=utc_now())
+        records = ctx.records + [
+            {"stage": stage, "time": utc_now(), "event": "stage_end", **status}
+        ]
         (staging / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
         (staging / "stdout.log").write_text(ctx.stdout.getvalue())
         (staging / "stderr.log").write_text(ctx.stderr.getvalue())

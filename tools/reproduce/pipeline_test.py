@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 
+from experiments.results import missing_fields
 from tools.reproduce import fork_pins, reproduce, saturation, stages
 from tools.reproduce.pipeline import STAGES, Pipeline, PipelineError, Skip
 
@@ -86,6 +87,13 @@ def test_cpu_run_skips_with_reasons_and_still_reports(tmp_path, capsys):
         "vllm",
     }
     assert manifest["stages"]["doctor"]["status"] == "ok"
+    # The run record every run target writes (experiments/results.py), no host name.
+    assert missing_fields(manifest) == [] and "host" not in manifest
+    assert manifest["experiment"] == "decode" and manifest["run_id"] == "cpu"
+    assert manifest["command"] == (
+        f"bazel run //tools/reproduce:decode -- --stage-set=decode --run-id=cpu "
+        f"--results-root={tmp_path}"
+    )
 
 
 def test_rerun_resumes_at_the_first_stage_without_done(tmp_path):

@@ -7,8 +7,9 @@ stage's status.json), so it can be rebuilt from an archived run.
 import json
 from pathlib import Path
 
+from experiments.results import read_jsonl
 from tools.reproduce import gates, saturation
-from tools.reproduce.pipeline import STAGES, read_jsonl
+from tools.reproduce.pipeline import STAGES
 
 
 def stage_statuses(run_dir):

@@ -14,7 +14,6 @@ import datetime
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -37,20 +36,6 @@ def results_root(env):
 
 def new_run_id(stage_set):
     return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{stage_set}"
-
-
-def git_facts(env):
-    ws = env.get("BUILD_WORKSPACE_DIRECTORY")
-    if not ws:
-        return {"knlp_commit": None, "knlp_dirty": None}
-    head = subprocess.run(["git", "-C", ws, "rev-parse", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "-C", ws, "status", "--porcelain"], capture_output=True, text=True
-    )
-    return {
-        "knlp_commit": head.stdout.strip() or None,
-        "knlp_dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None,
-    }
 
 
 def main(argv=None, env=None, stage_functions=None):
@@ -78,10 +63,15 @@ def main(argv=None, env=None, stage_functions=None):
     facts = {
         "forks": fork_pins.fork_pins(spec, lock),
         "gates": [g.__dict__ for g in stages.report_lib.gates.GATES],
-        **git_facts(env),
     }
     pipeline = Pipeline(
-        args.stage_set, spec, root / run_id, stage_functions or stages.STAGE_FUNCTIONS, env, facts
+        args.stage_set,
+        spec,
+        root / run_id,
+        stage_functions or stages.STAGE_FUNCTIONS,
+        env,
+        facts,
+        argv=sys.argv[1:] if argv is None else argv,
     )
     try:
         results = pipeline.run()

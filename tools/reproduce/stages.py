@@ -17,9 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from experiments.results import atomic_write_json, atomic_write_text
 from tools.reproduce import report as report_lib
 from tools.reproduce.fork_pins import fork_pins, load_lock, pair_forks
-from tools.reproduce.pipeline import PipelineError, Skip, write_atomic, write_json
+from tools.reproduce.pipeline import PipelineError, Skip
 
 MEASURE_DIR = Path(__file__).resolve().parent / "measure"
 UPDATE_CMD = "bazel run //third_party/forks:update"
@@ -197,8 +198,8 @@ def report(ctx):
     data = report_lib.build(ctx.run_dir, ctx.stage_set, ctx.stage_set_spec)
     data["stages"]["report"] = {"status": "running", "done": False}
     data["stages"]["upload"] = {"status": "not_run", "done": False}
-    write_json(ctx.run_dir / "report.json", data)
-    write_atomic(ctx.run_dir / "report.md", report_lib.markdown(data))
+    atomic_write_json(str(ctx.run_dir / "report.json"), data)
+    atomic_write_text(str(ctx.run_dir / "report.md"), report_lib.markdown(data))
     for gate in data["gates"]:
         ctx.metric(gate=gate["gate"], status=gate["status"], value=gate.get("value"))
     ctx.metric(verdict=data["verdict"])

@@ -3,9 +3,9 @@
   bazel run //tools/verify_runs -- results/gpt2_ratio_ablation/h100-1a2b3c4d results/...
 
 Reads each run's manifest.json and checks the fields the group requires to
-agree before publishing a comparison (experiments/manifest.py,
+agree before publishing a comparison (experiments/results.py,
 COMPARABLE_FIELDS): effective batch, iteration and time budget,
-torch.compile, dataset, eval protocol, precision, hardware, device count,
+torch.compile, dataset, eval protocol, precision, machine, device count,
 torch/CUDA/ROCm versions, lock hash, git commit and dirty tree. Prints
 "comparable" and exits 0, or names every differing field with each run's
 value and exits 1. `--allow FIELD` accepts a known difference (say, commit
@@ -20,7 +20,7 @@ import json
 import os
 import sys
 
-from experiments.manifest import COMPARABLE_FIELDS, get_field
+from experiments.results import COMPARABLE_FIELDS, get_field
 
 
 def load_manifest(path: str) -> dict:

@@ -27,7 +27,7 @@ def _manifest():
         "train": train,
         "git": {"commit": "abc123", "dirty": False},
         "versions": {"torch": "2.13.0", "cuda": None, "rocm": None, "lock_sha256": "4a5c"},
-        "hardware": {"gpu": None, "world_size": 1},
+        "machine": {"gpu": None, "world_size": 1},
     }
 
 
@@ -44,13 +44,13 @@ def test_differences_are_named(tmp_path, capsys):
     other["train"]["effective_batch_tokens"] = 32768
     other["train"]["compile"] = False
     other["versions"]["torch"] = "2.9.0"
-    other["hardware"]["gpu"] = "NVIDIA H100"
+    other["machine"]["gpu"] = "NVIDIA H100"
     other["git"]["commit"] = "def456"
     a, b = _write(tmp_path, "a", m), _write(tmp_path, "b", other)
     assert verify_runs.main([a, b]) == 1
     out = capsys.readouterr().out
     assert (
-        "5 field(s) differ: effective batch, torch.compile, hardware, torch version, commit" in out
+        "5 field(s) differ: effective batch, torch.compile, machine, torch version, commit" in out
     )
     assert "32768" in out and "65536" in out
     # Allowing the intended differences makes the rest pass.
@@ -60,7 +60,7 @@ def test_differences_are_named(tmp_path, capsys):
         "--allow",
         "torch.compile",
         "--allow",
-        "hardware",
+        "machine",
         "--allow",
         "torch version",
         "--allow",

@@ -7,9 +7,9 @@ copies the records into its metrics.jsonl, where the gates read them.
 """
 
 import argparse
-import json
-import os
 from pathlib import Path
+
+from experiments.results import atomic_write_text, dumps
 
 
 def parser(doc):
@@ -20,10 +20,7 @@ def parser(doc):
 
 
 def write_records(path, records):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-    os.replace(tmp, path)
+    atomic_write_text(str(path), "".join(dumps(r) + "\n" for r in records))
 
 
 def rel_err(out, ref):
