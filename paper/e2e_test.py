@@ -42,7 +42,7 @@ def test_a_short_run_reaches_the_papers_macros(tmp_path, monkeypatch):
     m = macros_of(macros_text)
 
     assert m["RatioRunId"] == "\\texttt{e2e}" and m["RatioIters"] == str(ITERS)
-    assert m["RatioStepCount"] == "2" and m["RatioSeeds"] == "1"
+    assert m["RatioStepCount"] == "2" and m["RatioSeeds"] == "1 seed"
     for i, step in enumerate(STEPS, start=1):
         evals = [
             r

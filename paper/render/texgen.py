@@ -80,6 +80,11 @@ def fmt_opt(x, digits, missing="---"):
     return missing if x is None else fmt(x, digits)
 
 
+def count(n, noun):
+    """2, "seed" -> "2 seeds"; 1 -> "1 seed"."""
+    return f"{fmt_int(n)} {noun}{'' if n == 1 else 's'}"
+
+
 def mean_pm_std(mean, std):
     """A table cell: "mean $\\pm$ std", or the mean alone where std is "---" (one seed)."""
     return mean if std == "---" else f"{mean} $\\pm$ {std}"
@@ -203,7 +208,7 @@ def ratio(ds, m):
     m.add("Dataset", escape(profile.get("dataset", "unknown")))
     m.add("Block", fmt_int(profile.get("block_size", 0)))
     m.add("Batch", fmt_int(profile.get("batch_size", 0)))
-    m.add("Seeds", fmt_int(d["seeds"]))
+    m.add("Seeds", count(d["seeds"], "seed"))
     m.add("StepCount", fmt_int(len(steps)))
     m.add("Entropy", NOT_MEASURED if d["entropy"] is None else fmt(d["entropy"], 3))
     body = []
@@ -308,7 +313,7 @@ def pruning(ds, m):
     d = data.pruning(ds)
     cells = d["cells"]
     m.add("CellCount", fmt_int(len(cells)))
-    m.add("Seeds", fmt_int(d["seeds"]))
+    m.add("Seeds", count(d["seeds"], "seed"))
     body = []
     for i, c in enumerate(cells, start=1):
         key = f"Cell{roman(i)}"

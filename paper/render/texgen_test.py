@@ -31,7 +31,7 @@ def test_ratio_macros_carry_the_summary(tmp_path):
     assert m["RatioBetter"] == "1" and m["RatioWorse"] == "0" and m["RatioUnresolved"] == "0"
     assert m["RatioBestName"] == "step02" and m["RatioEntropy"] == "3.321"
     assert m["RatioDims"] == "2 layers, 2 heads, width 128" and m["RatioIters"] == "30"
-    assert m["RatioSeeds"] == "2" and m["RatioStepIRuns"] == "2/2"
+    assert m["RatioSeeds"] == "2 seeds" and m["RatioStepIRuns"] == "2/2"
     assert m["RatioFloats"] == "\\input{generated/set_table.tex}"
     assert "2.210 $\\pm$ 0.014" in table and "407{,}552" in table
 
