@@ -33,7 +33,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from experiments.results import get_field, missing_fields
+from experiments.results import ResultsError, atomic_write_bytes, get_field, missing_fields
 from paper.render.texgen import RENDERERS
 
 FILES = ("manifest.json", "summary.json", "val_curves.csv")  # the last one where present
@@ -135,8 +135,8 @@ def import_run(run_dir, data_dir, name=None, allow_dirty=False):
     dest = data_dir / name
     staging = Path(tempfile.mkdtemp(prefix=f".import-{name}-", dir=data_dir))
     try:
-        for f in files:
-            shutil.copyfile(run_dir / f, staging / f)
+        for f in files:  # each file fsynced; the directory swap below makes them visible
+            atomic_write_bytes(str(staging / f), (run_dir / f).read_bytes())
         os.chmod(staging, 0o755)
         old = None
         if dest.exists():
@@ -169,7 +169,7 @@ def main(argv=None):
     data_dir = Path(args.data_dir) if args.data_dir else root / "paper" / "data"
     try:
         dest, files = import_run(cwd / args.run_dir, data_dir, args.name, args.allow_dirty)
-    except ImportRefused as err:
+    except (ImportRefused, ResultsError) as err:  # ResultsError: a copy could not be written
         print(f"import_results: {err}", file=sys.stderr)
         return 1
     print(f"imported {', '.join(files)} into {dest}")

@@ -48,6 +48,31 @@ def test_reimport_replaces_the_old_data_and_leaves_no_temporaries(tmp_path):
     assert [p.name for p in data.iterdir()] == ["gpt2_ratio_ablation"]
 
 
+def test_a_failed_copy_leaves_the_old_data_and_no_temporaries(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    imp.import_run(run_dir(tmp_path / "first"), data)
+    before = (data / "gpt2_ratio_ablation" / "summary.json").read_bytes()
+    real, calls = imp.atomic_write_bytes, []
+
+    def fail_on_second(path, payload):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(path, payload)
+
+    monkeypatch.setattr(imp, "atomic_write_bytes", fail_on_second)
+    second = run_dir(tmp_path / "second")
+    edit(second / "summary.json", lambda s: s["steps"][0].update(mean=9.0))
+    try:
+        imp.import_run(second, data)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the planted write failure did not surface")
+    assert (data / "gpt2_ratio_ablation" / "summary.json").read_bytes() == before
+    assert [p.name for p in data.iterdir()] == ["gpt2_ratio_ablation"]
+
+
 def _drop(manifest, dotted):
     *parents, last = dotted.split(".")
     for p in parents:
