@@ -41,6 +41,7 @@ STYLE = {
     "lines.linewidth": 1.2,
 }
 WIDTH = 3.4  # inches: one IEEE column
+WIDE = 7.0  # both columns: the RATIO curves of up to nineteen steps (texgen's figure*)
 METADATA = {"CreationDate": None, "Creator": "knlp paper/render/figures.py"}
 
 
@@ -63,7 +64,7 @@ def ratio(ds, ax):
     ax.set_xlabel("iteration")
     ax.set_ylabel("validation loss (nats/token)")
     ax.set_title(f"RATIO ablation, run {ds.run_id}")
-    ax.legend(frameon=False, ncol=2)
+    ax.legend(frameon=False, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def kv_cache(ds, ax):
@@ -127,7 +128,8 @@ def draw(name, files, out):
     texgen.renderer_of(manifest["experiment"], where)  # the accepted experiments, one list
     curves = texgen.RENDERERS[manifest["experiment"]].curves
     ds = data.load_dataset(name, files, curves=curves)
-    fig, ax = plt.subplots(figsize=(WIDTH, 2.3))
+    size = (WIDE, 2.6) if texgen.RENDERERS[ds.experiment].wide else (WIDTH, 2.3)
+    fig, ax = plt.subplots(figsize=size)
     ax.grid(alpha=0.3)
     RENDERERS[ds.experiment](ds, ax)
     save(fig, out)

@@ -169,13 +169,17 @@ def _table(label, caption, cols, head, body, wide=False):
 
 
 def _figure(ds, label, caption):
+    """The set's figure: across both columns where its renderer is `wide`."""
+    env, width = (
+        ("figure*", r"\textwidth") if RENDERERS[ds.experiment].wide else ("figure", r"\columnwidth")
+    )
     return [
-        r"\begin{figure}[t]",
+        rf"\begin{{{env}}}[t]",
         r"\centering",
-        rf"\includegraphics[width=\columnwidth]{{figures/{ds.name}.pdf}}",
+        rf"\includegraphics[width={width}]{{figures/{ds.name}.pdf}}",
         rf"\caption{{{caption}}}",
         rf"\label{{{label}}}",
-        r"\end{figure}",
+        rf"\end{{{env}}}",
     ]
 
 
@@ -419,11 +423,12 @@ class Renderer:
     prefix: str
     render: Callable  # (DataSet, Macros) -> the table file's text
     curves: bool = False  # needs val_curves.csv
+    wide: bool = False  # the figure spans both columns
     flags: tuple[str, ...] = ()  # \newif\if<prefix><flag> the macros file sets
 
 
 RENDERERS = {
-    "gpt2_ratio_ablation": Renderer("Ratio", ratio, curves=True),
+    "gpt2_ratio_ablation": Renderer("Ratio", ratio, curves=True, wide=True),
     "kvsplice_cache": Renderer("Kv", kv_cache),
     "pruning_matrix": Renderer("Prune", pruning),
     "bench_decode": Renderer("Decode", decode, flags=("Measured",)),
