@@ -1,47 +1,37 @@
-"""Fine-grained paper targets: one genrule per table and per figure.
+"""The paper's per-data-set targets, discovered from paper/data/*/manifest.json.
 
-Each target reads only its own data set's files, so editing one file under
-paper/data/<set>/ regenerates that set's .tex (or figure) and the PDF, and
-nothing else.
+Each data set gets its own LaTeX and figure genrule, whose inputs are only that
+set's files, so importing one run regenerates its table, macros and figure,
+the index (datasets.tex and the provenance appendix, which read every
+manifest) and the PDF, and nothing else. Which renderer a set needs is read
+from its manifest's `experiment` by the programs, not declared here.
 """
 
-def paper_tex(name, dataset, srcs, table = True):
-    """generated/<dataset>_macros.tex and _table.tex (or <dataset>.tex alone) by texgen.py.
+def paper_dataset(name):
+    """`<name>_tex` (generated/<name>_macros.tex, _table.tex) and `<name>_figure` (figures/<name>.pdf).
 
     Args:
-      name: the target name.
-      dataset: a data set texgen.py knows (its DATASETS).
-      srcs: the data set's files, usually glob(["data/<dataset>/*"]).
-      table: whether the data set has a table besides its macros.
+      name: the data set, a directory under paper/data/.
     """
-    main = "generated/%s%s.tex" % (dataset, "_macros" if table else "")
-    outs = [main]
-    cmd = "$(location //paper/render:texgen) %s --macros $(location %s)" % (dataset, main)
-    if table:
-        outs.append("generated/%s_table.tex" % dataset)
-        cmd += " --table $(location generated/%s_table.tex)" % dataset
+    srcs = native.glob(["data/%s/*" % name])
+    macros = "generated/%s_macros.tex" % name
+    table = "generated/%s_table.tex" % name
     native.genrule(
-        name = name,
+        name = name + "_tex",
         srcs = srcs,
-        outs = outs,
-        cmd = cmd + " $(SRCS)",
+        outs = [
+            macros,
+            table,
+        ],
+        cmd = "$(location //paper/render:texgen) --set %s --macros $(location %s) --table $(location %s) $(SRCS)" % (name, macros, table),
         tools = ["//paper/render:texgen"],
-        message = "Generating %s's LaTeX" % dataset,
+        message = "Generating %s's LaTeX" % name,
     )
-
-def paper_figure(name, figure, srcs):
-    """figures/<figure>.pdf from `srcs` by figures.py.
-
-    Args:
-      name: the target name.
-      figure: a figure figures.py knows (its FIGURES).
-      srcs: the data set's files.
-    """
     native.genrule(
-        name = name,
+        name = name + "_figure",
         srcs = srcs,
-        outs = ["figures/%s.pdf" % figure],
-        cmd = "$(location //paper/render:figures) %s --out $@ $(SRCS)" % figure,
+        outs = ["figures/%s.pdf" % name],
+        cmd = "$(location //paper/render:figures) %s --out $@ $(SRCS)" % name,
         tools = ["//paper/render:figures"],
-        message = "Drawing figure %s" % figure,
+        message = "Drawing %s's figure" % name,
     )

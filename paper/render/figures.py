@@ -1,8 +1,10 @@
-"""Draws the paper's figures from its data files, reproducibly, with matplotlib.
+"""Draws one data set's figure from its imported run, reproducibly, with matplotlib.
 
-    figures.py FIGURE --out OUT.pdf FILE...
+    figures.py NAME --out OUT.pdf FILE...
 
-FIGURE is one of FIGURES below; FILE... are the data files of its data set.
+NAME is the data set (paper/data/NAME/) and FILE... its files; the drawing
+is chosen by the manifest's `experiment` from RENDERERS (the same keys as
+texgen.py's). The numbers come from paper/render/data.py, as the tables' do.
 The PDF is byte-identical from run to run: the Agg-family PDF backend, fixed
 fonts (DejaVu, embedded as TrueType), a fixed svg.hashsalt, and no creation
 date in the metadata.
@@ -14,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from paper.render import data
+from paper.render import data, texgen
 from paper.render.data import DataError
 
 # Inside a Bazel action there is no HOME; matplotlib needs somewhere to cache.
@@ -30,7 +32,7 @@ STYLE = {
     "font.size": 8,
     "axes.titlesize": 8,
     "axes.labelsize": 8,
-    "legend.fontsize": 7,
+    "legend.fontsize": 6,
     "xtick.labelsize": 7,
     "ytick.labelsize": 7,
     "pdf.fonttype": 42,
@@ -39,6 +41,7 @@ STYLE = {
     "lines.linewidth": 1.2,
 }
 WIDTH = 3.4  # inches: one IEEE column
+WIDE = 7.0  # both columns: the RATIO curves of up to nineteen steps (texgen's figure*)
 METADATA = {"CreationDate": None, "Creator": "knlp paper/render/figures.py"}
 
 
@@ -48,123 +51,100 @@ def save(fig, out):
     plt.close(fig)
 
 
-def kv_cache(files, out):
-    d = data.kv_cache(files)
-    rows = d["rows"]
-    dtype = "float16" if any(r["dtype"] == "float16" for r in rows) else rows[0]["dtype"]
-    fig, ax = plt.subplots(figsize=(WIDTH, 2.2))
-    labels = {"standard": "standard K,V", "mla": "MLA latent", "kvsplice": "KVSplice latent"}
-    for variant, marker in zip(data.KV_VARIANTS, "osD", strict=True):
-        pts = sorted(
-            (r["tokens"], r["model_cache_bytes"] / 2**20)
-            for r in rows
-            if r["variant"] == variant and r["dtype"] == dtype
-        )
-        ax.plot(*zip(*pts, strict=True), marker=marker, label=labels[variant])
-    ax.set_xlabel("tokens decoded")
-    ax.set_ylabel(f"model KV cache (MiB, {dtype})")
-    ax.set_title("Measured cache size, GPT-2 124M shapes (CPU)")
-    ax.grid(alpha=0.3)
+def ratio(ds, ax):
+    d = data.ratio(ds)
+    for st in d["steps"]:
+        pts = d["bands"].get(st["step"], [])
+        if not pts:
+            continue
+        it, mean, lo, hi = zip(*pts, strict=True)
+        line = ax.plot(it, mean, marker="." if len(it) < 4 else None, label=st["step"])[0]
+        if lo != hi:
+            ax.fill_between(it, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("validation loss (nats/token)")
+    ax.set_title(f"RATIO ablation, run {ds.run_id}")
+    ax.legend(frameon=False, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def kv_cache(ds, ax):
+    d = data.kv_cache(ds)
+    for c, marker in zip(d["classes"], "osD^v<>", strict=False):
+        tokens, nbytes = zip(*c["points"], strict=True)
+        ax.plot(tokens, [b / 2**20 for b in nbytes], marker=marker, label=c["class"])
+    ax.set_xlabel("tokens in the cache (T)")
+    ax.set_ylabel("KV cache (MiB)")
+    ax.set_title(f"Measured cache size, run {ds.run_id}")
     ax.legend(frameon=False)
-    save(fig, out)
 
 
-def pruning(files, out):
-    d = data.pruning(files)
-    dense, _ = d["dense"]
-    fig, ax = plt.subplots(figsize=(WIDTH, 2.2))
-    for method, marker in (("magnitude", "o"), ("random", "s")):
-        pts = sorted(
-            (t, s["acc"] * 100, s["acc_std"] * 100)
-            for (m, t), s in d["summary"].items()
-            if m == method
-        )
-        if pts:
-            x, y, e = zip(*pts, strict=True)
-            ax.errorbar([100 * v for v in x], y, yerr=e, marker=marker, capsize=2, label=method)
-    ax.axhline(dense * 100, color="gray", linestyle="--", linewidth=0.8, label="dense")
-    ax.set_xlabel("target sparsity (%)")
+def pruning(ds, ax):
+    d = data.pruning(ds)
+    if d["points"]:
+        _, sparsity, acc = zip(*d["points"], strict=True)
+        ax.scatter([100 * s for s in sparsity], [100 * a for a in acc], s=10, label="pruned run")
+    for c in d["cells"]:
+        if c["sparsity"] is None:  # a dense cell: its accuracy as a reference line
+            ax.axhline(100 * c["acc"], color="gray", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("sparsity reached (%)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Digits MLP, global pruning with cubic ramp (CPU)")
-    ax.grid(alpha=0.3)
+    ax.set_title(f"Pruning matrix, run {ds.run_id} (dashed: dense cells)")
+
+
+def decode(ds, ax):
+    d = data.decode(ds)
+    ax.set_xlabel("context (tokens)")
+    ax.set_ylabel("KV-cache bandwidth (GB/s)")
+    if not d["measured"]:
+        ax.text(0.5, 0.5, texgen.NOT_MEASURED, ha="center", va="center", transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"Decode kernel, run {ds.run_id}")
+        return
+    series = {}
+    for r in d["rows"]:
+        series.setdefault((r["model"], r["batch"]), []).append((r["context"], r["contig_gbps"]))
+    for (model, batch), pts in series.items():
+        ax.plot(
+            *zip(*sorted(pts), strict=True), marker="o", markersize=3, label=f"{model} B={batch}"
+        )
+    ax.axhline(d["copy_gbps"], color="gray", linestyle="--", linewidth=0.8, label="copy")
+    ax.set_xscale("log", base=2)
+    ax.set_title(f"Decode kernel on {d['device']}")
     ax.legend(frameon=False)
-    save(fig, out)
 
 
-def ratio_cpu(files, out):
-    d = data.ratio_cpu(files)
-    configs = d["summary"]["configs"]
-    fig, ax = plt.subplots(figsize=(WIDTH, 2.2))
-    for name in sorted(configs)[:2]:
-        by_step = {}
-        for r in d["curves"]:
-            if r["config"] == name:
-                by_step.setdefault(r["step"], []).append(r["val_loss"])
-        steps = sorted(by_step)
-        mean = [sum(by_step[s]) / len(by_step[s]) for s in steps]
-        lo = [min(by_step[s]) for s in steps]
-        hi = [max(by_step[s]) for s in steps]
-        c = configs[name]
-        ratio = c["params"]["mlp"] / c["params"]["attention"]
-        line = ax.plot(steps, mean, label=f"{name.split('_')[0]}: attn:MLP 1:{ratio:.1f}")[0]
-        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("validation loss (nats/byte)")
-    ax.set_ylim(top=min(4.0, ax.get_ylim()[1]))
-    ax.set_title("Byte-level GPT on stdlib text (CPU)")
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
-    save(fig, out)
-
-
-def decode_cpu(files, out):
-    d = data.decode_cpu(files)
-    rows = d["rows"]
-    fig, ax = plt.subplots(figsize=(WIDTH, 2.3))
-    labels = {"standard": "standard K,V", "mla": "MLA latent"}
-    for variant, marker in (("standard", "o"), ("mla", "s")):
-        for batch, style in zip(sorted({r["batch"] for r in rows}), ("-", "--"), strict=False):
-            pts = sorted(
-                (r["kv_bytes"] / 2**20, r["median_us"] / 1000)
-                for r in rows
-                if r["variant"] == variant and r["batch"] == batch
-            )
-            ax.plot(*zip(*pts, strict=True), style, marker=marker, markersize=3,
-                    label=f"{labels[variant]}, batch {batch}")  # fmt: skip
-    gemv = sorted((r["kv_bytes"] / 2**20, r["kv_bytes"] / r["gemv_gbps"] / 1e6) for r in rows)
-    ax.plot(*zip(*gemv, strict=True), ".", color="gray", markersize=3,
-            label="GEMV over the same bytes")  # fmt: skip
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("KV cache read per step (MiB)")
-    ax.set_ylabel("median step time (ms)")
-    ax.set_title("One decode attention step (CPU, one thread)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(frameon=False, fontsize=6)
-    save(fig, out)
-
-
-FIGURES = {
-    "kv_cache": kv_cache,
-    "pruning": pruning,
-    "ratio_cpu": ratio_cpu,
-    "decode_cpu": decode_cpu,
+RENDERERS = {
+    "gpt2_ratio_ablation": ratio,
+    "kvsplice_cache": kv_cache,
+    "pruning_matrix": pruning,
+    "bench_decode": decode,
 }
+
+
+def draw(name, files, out):
+    manifest = data.load_manifest(data.pick(files, "manifest.json", name))
+    where = f"paper/data/{name}/manifest.json"
+    texgen.renderer_of(manifest["experiment"], where)  # the accepted experiments, one list
+    curves = texgen.RENDERERS[manifest["experiment"]].curves
+    ds = data.load_dataset(name, files, curves=curves)
+    size = (WIDE, 2.6) if texgen.RENDERERS[ds.experiment].wide else (WIDTH, 2.3)
+    fig, ax = plt.subplots(figsize=size)
+    ax.grid(alpha=0.3)
+    RENDERERS[ds.experiment](ds, ax)
+    save(fig, out)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("figure", help="one of: " + ", ".join(FIGURES))
+    parser.add_argument("name", help="the data set: paper/data/NAME/")
     parser.add_argument("--out", required=True)
     parser.add_argument("files", nargs="*")
     args = parser.parse_intermixed_args(argv)
-    if args.figure not in FIGURES:
-        print(f"figures: unknown figure {args.figure!r}; accepted: {', '.join(FIGURES)}")
-        return 2
     plt.rcdefaults()
     plt.rcParams.update(STYLE)
     try:
-        FIGURES[args.figure](args.files, Path(args.out))
+        draw(args.name, args.files, Path(args.out))
     except DataError as err:
         print(f"figures: {err}", file=sys.stderr)
         return 1

@@ -1,38 +1,44 @@
-"""Figures: drawn from data, byte-identical across runs, and bad data fails by name."""
+"""Figures: drawn from an imported run, byte-identical across runs, bad data fails by name."""
+
+import json
 
 import pytest
 
 from paper.render import figures
-from paper.render.testdata import kv_files
+from paper.render.testdata import RUNS, files, kv_run, ratio_run
 
 
-def test_kv_figure_is_a_reproducible_pdf(tmp_path):
-    files = kv_files(tmp_path)
+@pytest.mark.parametrize("experiment", sorted(RUNS))
+def test_each_experiment_draws_a_reproducible_pdf(tmp_path, experiment):
+    fs = files(RUNS[experiment](tmp_path / "set"))
     a, b = tmp_path / "a.pdf", tmp_path / "b.pdf"
-    assert figures.main(["kv_cache", "--out", str(a), *files]) == 0
-    assert figures.main(["kv_cache", "--out", str(b), *files]) == 0
-    data = a.read_bytes()
-    assert data.startswith(b"%PDF")
-    assert b"CreationDate" not in data
-    assert data == b.read_bytes()
+    assert figures.main(["set", "--out", str(a), *fs]) == 0
+    assert figures.main(["set", "--out", str(b), *fs]) == 0
+    pdf = a.read_bytes()
+    assert pdf.startswith(b"%PDF") and b"CreationDate" not in pdf
+    assert pdf == b.read_bytes()
 
 
 def test_figure_depends_on_the_data(tmp_path):
-    files = kv_files(tmp_path)
+    d = ratio_run(tmp_path / "r")
     a, b = tmp_path / "a.pdf", tmp_path / "b.pdf"
-    figures.main(["kv_cache", "--out", str(a), *files])
-    text = open(files[0]).read()
-    assert ",9437184" in text  # standard attention's model cache at 256 tokens
-    open(files[0], "w").write(text.replace(",9437184", ",1", 1))
-    figures.main(["kv_cache", "--out", str(b), *files])
+    figures.main(["r", "--out", str(a), *files(d)])
+    text = (d / "val_curves.csv").read_text()
+    (d / "val_curves.csv").write_text(text.replace(",2.2\n", ",2.9\n", 1))
+    assert text != (d / "val_curves.csv").read_text()
+    figures.main(["r", "--out", str(b), *files(d)])
     assert a.read_bytes() != b.read_bytes()
 
 
 def test_missing_data_is_named(tmp_path, capsys):
-    assert figures.main(["ratio_cpu", "--out", str(tmp_path / "x.pdf")]) == 1
-    assert "paper/data/ratio_cpu/val_curves.csv is missing" in capsys.readouterr().err
+    fs = [f for f in files(kv_run(tmp_path / "k")) if not f.endswith("summary.json")]
+    assert figures.main(["k", "--out", str(tmp_path / "x.pdf"), *fs]) == 1
+    assert "paper/data/k/summary.json is missing" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["nope", "KV_CACHE"])
-def test_unknown_figure(tmp_path, name):
-    assert figures.main([name, "--out", str(tmp_path / "x.pdf")]) == 2
+def test_unknown_experiment_is_refused(tmp_path, capsys):
+    d = kv_run(tmp_path / "k")
+    m = json.loads((d / "manifest.json").read_text())
+    (d / "manifest.json").write_text(json.dumps(dict(m, experiment="nope")))
+    assert figures.main(["k", "--out", str(tmp_path / "x.pdf"), *files(d)]) == 1
+    assert "'nope' has no renderer; accepted:" in capsys.readouterr().err

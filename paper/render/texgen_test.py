@@ -1,124 +1,191 @@
-"""Data -> LaTeX: the macros carry the data's numbers, and bad data fails by name."""
+"""Imported run -> LaTeX: the macros carry the run's numbers, and bad data fails by name."""
 
 import json
 
 import pytest
 
-from paper.render import texgen
+from paper.render import figures, texgen
 from paper.render.data import DataError
-from paper.render.testdata import kv_files, write_csv
+from paper.render.testdata import (
+    RUNS,
+    decode_run,
+    files,
+    kv_run,
+    macros_of,
+    pruning_run,
+    ratio_run,
+)
 
 
-def macros_of(text):
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("\\newcommand{\\"):
-            name, value = line[len("\\newcommand{\\") :].split("}{", 1)
-            out[name] = value[:-1]
-    return out
+def render(run, tmp_path, name="set", **kw):
+    macros, table = texgen.render_set(name, files(run(tmp_path / name, **kw)))
+    return macros_of(macros), table, macros
 
 
-def test_kv_cache_macros_carry_the_measured_values(tmp_path):
-    macros, table = texgen.kv_cache(kv_files(tmp_path))
-    m = macros_of(macros)
-    assert m["KvStdBytesHalf"] == "3{,}072"
-    assert m["KvMlaBytesHalf"] == "512"
-    assert m["KvSpliceBytesHalf"] == "256"
-    assert m["KvSpliceReduction"] == "12.0"
-    assert m["KvMlaReduction"] == "6.0"
-    assert m["KvTokensList"] == "256 and 512"
-    assert "\\label{tab:kv-cache}" in table and "KVSplice latent" in table
+def test_ratio_macros_carry_the_summary(tmp_path):
+    m, table, _ = render(ratio_run, tmp_path)
+    assert m["RatioStepIName"] == "step00" and m["RatioStepIIName"] == "step02"
+    assert m["RatioStepIMean"] == "2.210" and m["RatioStepIIMean"] == "2.110"
+    assert m["RatioStepIStd"] == "0.014"
+    assert m["RatioStepIVs"] == "reference" and m["RatioStepIIVs"] == "better"
+    assert m["RatioBetter"] == "1" and m["RatioWorse"] == "0" and m["RatioUnresolved"] == "0"
+    assert m["RatioBestName"] == "step02" and m["RatioEntropy"] == "3.321"
+    assert m["RatioDims"] == "2 layers, 2 heads, width 128" and m["RatioIters"] == "30"
+    assert m["RatioSeeds"] == "2 seeds" and m["RatioStepIRuns"] == "2/2"
+    assert m["RatioFloats"] == "\\input{generated/set_table.tex}"
+    assert "2.210 $\\pm$ 0.014" in table and "407{,}552" in table
 
 
-def test_a_changed_value_changes_the_macro(tmp_path):
-    m = macros_of(texgen.kv_cache(kv_files(tmp_path, d_model=1024))[0])
-    assert m["KvDModel"] == "1{,}024"
+def test_every_caption_names_the_run_and_marks_a_dirty_tree(tmp_path):
+    for experiment, run in RUNS.items():
+        _, clean, _ = render(run, tmp_path, name=experiment)
+        assert "run \\texttt{cpu-{}\\allowbreak{}1a2b3c4d}" in clean, experiment
+        assert "dirty tree" not in clean
+        _, dirty, macros = render(
+            run, tmp_path, name=experiment + "_d", git={"commit": "ab" * 20, "dirty": True}
+        )
+        assert dirty.count("dirty tree") == dirty.count("\\caption{"), experiment
+        assert "dirty tree" in macros_of(macros)[texgen.RENDERERS[experiment].prefix + "Dirty"]
+
+
+def test_one_seed_has_no_std(tmp_path):
+    d = ratio_run(tmp_path / "r")
+    s = json.loads((d / "summary.json").read_text())
+    s["steps"][1]["std"] = None
+    (d / "summary.json").write_text(json.dumps(s))
+    macros, table = texgen.render_set("r", files(d))
+    assert macros_of(macros)["RatioStepIIStd"] == "---"
+    assert " & 2/2 & 2.110 & better \\\\" in table
+
+
+KV_WANT = {  # GPT2_MLA's cache is 6x smaller than GPT2's, the first class
+    "KvClassIName": "GPT2",
+    "KvClassIIName": "GPT2\\_MLA",
+    "KvClassIBytes": "12{,}288",
+    "KvClassIIBytes": "2{,}048",
+    "KvClassIIReduction": "6.0",
+    "KvBestReduction": "6.0",
+    "KvTokensList": "256 and 512",
+    "KvMaxRelErr": "0.00",
+}
+PRUNE_WANT = {  # accuracy and sparsity reached per cell, in percent
+    "PruneCellIAcc": "97.0",
+    "PruneCellISparsity": "---",
+    "PruneCellIIAcc": "95.5",
+    "PruneCellIIStd": "0.7",
+    "PruneCellIISparsity": "90.1",
+    "PruneCellIITarget": "90",
+    "PruneSparsestAcc": "95.5",
+    "PruneMaxGap": "0.12",
+}
+
+
+@pytest.mark.parametrize(
+    "run, want, in_table",
+    [(kv_run, KV_WANT, "6.0$\\times$"), (pruning_run, PRUNE_WANT, "95.5 $\\pm$ 0.7")],
+    ids=["kvsplice_cache", "pruning_matrix"],
+)
+def test_macros_and_table_carry_the_summary(tmp_path, run, want, in_table):
+    m, table, _ = render(run, tmp_path)
+    assert {k: m[k] for k in want} == want
+    assert in_table in table
+
+
+def test_unmeasured_decode_prints_no_number(tmp_path):
+    m, table, macros = render(decode_run, tmp_path)
+    assert "\\DecodeMeasuredfalse" in macros and m["DecodeStatus"] == "not measured"
+    assert "not measured" in table
+    body = table.split("\\midrule", 1)[1].split("\\bottomrule", 1)[0]
+    assert body.strip() == "\\multicolumn{3}{c}{not measured} \\\\", body
+    assert "GBps" not in macros
+
+
+def test_measured_decode_has_its_table(tmp_path):
+    m, table, macros = render(decode_run, tmp_path, measured=True)
+    assert "\\DecodeMeasuredtrue" in macros
+    assert m["DecodeBestGBps"] == "1500" and m["DecodeBestCopyFrac"] == "50"
+    assert m["DecodeCopyGBps"] == "3000" and "1500 & 50 & 2.00" in table
 
 
 def test_missing_file_is_named(tmp_path):
-    files = kv_files(tmp_path)[:1]  # no config.json
-    with pytest.raises(DataError, match=r"paper/data/kv_cache/config\.json is missing"):
-        texgen.kv_cache(files)
+    fs = [f for f in files(ratio_run(tmp_path / "r")) if not f.endswith("val_curves.csv")]
+    with pytest.raises(DataError, match=r"paper/data/r/val_curves\.csv is missing"):
+        texgen.render_set("r", fs)
 
 
-def test_missing_column_is_named(tmp_path):
-    path = tmp_path / "cache_bytes.csv"
-    path.write_text("variant,dtype\nstandard,float16\n")
-    cfg = tmp_path / "config.json"
-    cfg.write_text("{}")
-    with pytest.raises(DataError, match=r"cache_bytes\.csv: missing column\(s\) tokens"):
-        texgen.kv_cache([str(path), str(cfg)])
+def test_missing_manifest_field_is_named(tmp_path):
+    d = kv_run(tmp_path / "k")
+    m = json.loads((d / "manifest.json").read_text())
+    del m["machine"]["cpu"]
+    (d / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(DataError, match=r"k/manifest\.json: missing field\(s\) machine\.cpu"):
+        texgen.render_set("k", files(d))
 
 
-def test_bad_value_is_named_with_its_line(tmp_path):
-    files = kv_files(tmp_path)
-    text = open(files[0]).read().replace(",256,1,", ",lots,1,", 1)
-    open(files[0], "w").write(text)
-    with pytest.raises(DataError, match=r"cache_bytes\.csv:2: column tokens = 'lots' is not a int"):
-        texgen.kv_cache(files)
+def test_bad_curve_value_is_named_with_its_line(tmp_path):
+    d = ratio_run(tmp_path / "r")
+    text = (d / "val_curves.csv").read_text().replace(",15,", ",soon,", 1)
+    (d / "val_curves.csv").write_text(text)
+    with pytest.raises(DataError, match=r"val_curves\.csv:2: column iter = 'soon' is not a int"):
+        texgen.render_set("r", files(d))
 
 
-def test_bad_json_is_named(tmp_path):
-    files = kv_files(tmp_path)
-    open(files[1], "w").write("{not json")
-    with pytest.raises(DataError, match=r"config\.json: not valid JSON"):
-        texgen.kv_cache(files)
+def test_unfinished_or_mismatched_summary_is_refused(tmp_path):
+    d = pruning_run(tmp_path / "p")
+    s = json.loads((d / "summary.json").read_text())
+    (d / "summary.json").write_text(json.dumps(dict(s, run_id="other")))
+    with pytest.raises(DataError, match="run_id 'other' but manifest.json says 'cpu-1a2b3c4d'"):
+        texgen.render_set("p", files(d))
+    (d / "summary.json").write_text(json.dumps(dict(s, complete=False)))
+    with pytest.raises(DataError, match="complete is False"):
+        texgen.render_set("p", files(d))
 
 
-def test_cli_reports_the_bad_file_and_fails(tmp_path, capsys):
+def test_unknown_experiment_names_the_accepted(tmp_path, capsys):
+    d = kv_run(tmp_path / "k")
+    m = json.loads((d / "manifest.json").read_text())
+    (d / "manifest.json").write_text(json.dumps(dict(m, experiment="gpt2_variants")))
     out = tmp_path / "m.tex"
-    code = texgen.main(["pruning", "--macros", str(out), str(tmp_path / "nothing.csv")])
-    assert code == 1
-    assert "paper/data/pruning/runs.csv is missing" in capsys.readouterr().err
-    assert not out.exists()
+    code = texgen.main(
+        ["--set", "k", "--macros", str(out), "--table", str(tmp_path / "t"), *files(d)]
+    )
+    assert code == 1 and not out.exists()
+    err = capsys.readouterr().err
+    assert "'gpt2_variants' has no renderer; accepted: gpt2_ratio_ablation, kvsplice_cache" in err
 
 
-def test_cli_rejects_unknown_dataset(tmp_path, capsys):
-    assert texgen.main(["nope", "--macros", str(tmp_path / "m.tex")]) == 2
-    assert "accepted: kv_cache" in capsys.readouterr().out
+def test_figures_and_texgen_render_the_same_experiments():
+    assert list(figures.RENDERERS) == list(texgen.RENDERERS)
 
 
-def test_pruning_summary(tmp_path):
-    rows = [
-        {"method": "magnitude", "target_sparsity": 0.0, "seed": s, "achieved_sparsity": 0.0,
-         "test_accuracy": 0.97}
-        for s in (0, 1)
-    ] + [
-        {"method": m, "target_sparsity": 0.9, "seed": s, "achieved_sparsity": 0.9,
-         "test_accuracy": acc}
-        for m, acc in (("magnitude", 0.965), ("random", 0.5))
-        for s in (0, 1)
-    ]  # fmt: skip
-    csv_path = write_csv(tmp_path / "runs.csv", rows)
-    cfg = tmp_path / "config.json"
-    keys = ("hidden", "epochs", "seeds", "train_samples", "test_samples")
-    cfg.write_text(json.dumps(dict.fromkeys(keys, 2)))
-    macros, table = texgen.pruning([str(csv_path), str(cfg)])
-    m = macros_of(macros)
-    assert m["PruneDenseAcc"] == "97.0"
-    assert m["PruneMagAccXC"] == "96.5"
-    assert m["PruneRandAccXC"] == "50.0"
-    assert m["PruneMagMaxWithinTol"] == "90"
-    assert m["PruneTopTarget"] == "90"
+def test_index_inputs_every_set_and_flags_its_experiment(tmp_path):
+    mans = [
+        str(ratio_run(tmp_path / "ratio") / "manifest.json"),
+        str(
+            decode_run(tmp_path / "dec", git={"commit": "cd" * 20, "dirty": True}) / "manifest.json"
+        ),
+    ]
+    datasets, prov = texgen.index(mans)
+    assert "\\input{generated/ratio_macros.tex}" in datasets
+    assert "\\input{generated/dec_macros.tex}" in datasets
+    assert "\\HaveRatiotrue" in datasets and "\\HaveDecodetrue" in datasets
+    assert "\\newif\\ifHaveKv" in datasets and "\\HaveKvtrue" not in datasets
+    assert "\\newif\\ifDecodeMeasured" in datasets
+    assert prov.count("\\subsection*") == 2
+    for text in ("Run id", "Experiment", "Commit", "Machine", "Command", "Versions", "Date"):
+        assert prov.count(f"\\item[{text}]") == 2, text
+    assert prov.count("dirty tree") == 1 and "torch 2.13.0+cpu" in prov
+    assert "c\\allowbreak{}d" in prov and "Test CPU (2 cores)" in prov
 
 
-def test_decode_without_results_says_why(tmp_path):
-    status = tmp_path / "status.json"
-    status.write_text(json.dumps({"status": "not_run", "reason": "no GPU_run yet"}))
-    macros, table = texgen.decode_bandwidth([str(status)])
-    assert "\\DecodeAvailablefalse" in macros
-    assert macros_of(macros)["DecodeStatus"] == "no GPU\\_run yet"
-
-
-def test_decode_status_must_be_known(tmp_path):
-    status = tmp_path / "status.json"
-    status.write_text(json.dumps({"status": "done", "reason": "x"}))
-    with pytest.raises(DataError, match="accepted: 'not_run'"):
-        texgen.decode_bandwidth([str(status)])
+def test_index_refuses_two_sets_of_one_experiment(tmp_path):
+    mans = [str(kv_run(tmp_path / n) / "manifest.json") for n in ("a", "b")]
+    with pytest.raises(DataError, match="paper/data/a and paper/data/b both hold a kvsplice_cache"):
+        texgen.index(mans)
 
 
 def test_macro_names_are_letters_only():
-    m = texgen.Macros("x")
+    m = texgen.Macros("X", "test")
     with pytest.raises(ValueError, match="letters only"):
         m.add("Acc90", "1")
     m.add("AccXC", "1")
@@ -127,49 +194,5 @@ def test_macro_names_are_letters_only():
 
 
 def test_roman_and_escape():
-    assert texgen.roman(95) == "XCV"
-    assert texgen.percent_name(0.98) == "XCVIII"
+    assert texgen.roman(19) == "XIX"
     assert texgen.escape("a_b%c") == "a\\_b\\%c"
-
-
-def test_provenance_lists_each_manifest(tmp_path):
-    man = {
-        "name": "kv_cache",
-        "command": "bazel run //paper/measure:kv_cache_bytes -- --out x",
-        "git_commit": "abc123",
-        "sources_clean": True,
-        "machine": {"cpu": "Xeon", "cpu_cores": 2, "gpu": "none", "os": "Linux"},
-        "versions": {"python": "3.11.2", "torch": "2.13.0+cpu"},
-        "created_utc": "2026-11-23",
-    }
-    path = tmp_path / "manifest.json"
-    path.write_text(json.dumps(man))
-    text, _ = texgen.provenance([str(path)])
-    assert "a\\allowbreak{}b\\allowbreak{}c" in text and "(sources clean)" in text
-    assert "torch 2.13.0+cpu" in text
-    del man["git_commit"]
-    path.write_text(json.dumps(man))
-    with pytest.raises(DataError, match=r"manifest\.json: missing key\(s\) git_commit"):
-        texgen.provenance([str(path)])
-
-
-def test_decode_cpu_macros(tmp_path):
-    rows = [
-        {"variant": v, "batch": 1, "context_tokens": t, "kv_bytes": nbytes * t,
-         "median_us": us * t, "achieved_gbps": nbytes / (us * 1e3), "gemv_gbps": 10.0}
-        for v, nbytes, us in (("standard", 6144, 1.0), ("mla", 1024, 0.5))
-        for t in (1024, 2048)
-    ]  # fmt: skip
-    csv_path = write_csv(tmp_path / "decode_cpu.csv", rows)
-    cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps({"threads": 1, "reps": 5, "dtype": "float32"}))
-    macros, table = texgen.decode_cpu([str(csv_path), str(cfg)])
-    m = macros_of(macros)
-    assert m["DecCpuBytesRatio"] == "6.0"
-    assert m["DecCpuTimeRatio"] == "2.0"
-    assert m["DecCpuTokensMax"] == "2{,}048"
-    assert "\\label{tab:decode-cpu}" in table
-    rows[0]["variant"] = "other"
-    write_csv(csv_path, rows)
-    with pytest.raises(DataError, match="needs standard and mla"):
-        texgen.decode_cpu([str(csv_path), str(cfg)])
