@@ -69,7 +69,7 @@ def main(argv=None) -> int:
         os.replace(os.path.join(out, f"{s}.bin.tmp"), os.path.join(out, f"{s}.bin"))
     meta = {
         "name": args.dataset,
-        "source": f"{path} {config or ''} {split}".strip(),
+        "source": " ".join(p for p in (path, config, split) if p),
         "tokenizer": "gpt2",
         "vocab_size": VOCAB_SIZE,
         "eot_id": EOT_ID,

@@ -30,6 +30,22 @@ SOURCES = {
 }
 
 
+def _extract(tf: tarfile.TarFile, dest: str) -> None:
+    """Extracts plain files and directories only, nothing outside `dest`.
+
+    tarfile's filter="data" does this from Python 3.11.4 (and 3.12); Debian's
+    3.11.2 lacks the argument, so the same rule is checked here first.
+    """
+    for m in tf.getmembers():
+        parts = m.name.replace("\\", "/").split("/")
+        if m.name.startswith("/") or ".." in parts or not (m.isfile() or m.isdir()):
+            raise SystemExit(f"refusing archive member {m.name!r}: accepted: files under {dest}")
+    if hasattr(tarfile, "data_filter"):
+        tf.extractall(dest, filter="data")
+    else:
+        tf.extractall(dest)  # noqa: S202 - every member was checked above
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", required=True, choices=sorted(SOURCES))
@@ -46,7 +62,7 @@ def main(argv=None) -> int:
         os.replace(target + ".tmp", target)
         if target.endswith(".tar.gz"):
             with tarfile.open(target) as tf:
-                tf.extractall(dest, filter="data")
+                _extract(tf, dest)
             os.remove(target)
     print(f"{args.dataset}: ready under {dest}", file=sys.stderr)
     return 0

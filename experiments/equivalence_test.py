@@ -9,26 +9,25 @@ Both sides see exactly the same rows: `PoolBatches` hands out consecutive
 slices of a fixed pool, so the k micro-batches (or the ranks' shares) of one
 iteration concatenate to the one big batch. SGD is used on purpose: Adam is
 nearly invariant to the gradient's scale and would hide a missing division.
-The DDP ranks run as subprocesses of this file (`python equivalence_test.py
---rank r ...`), meeting through a file:// rendezvous in the test's temp dir.
+The DDP ranks are forked children of the test process, meeting through a
+file:// rendezvous in the test's temp dir.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import multiprocessing
 import os
-import subprocess
-import sys
+import traceback
 
 import pytest
 import torch
+import torch.distributed as dist
 
 from experiments.trainer import DistInfo, TrainConfig, Trainer
 from models.gpt2 import zoo
 from models.gpt2.config import GPT2Config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB, SEQ, ITERS, EVAL_ITERS = 64, 8, 3, 2
 
 
@@ -129,57 +128,51 @@ def test_grad_accum_matches_one_big_batch():
     # (Evaluation draws batch_size rows per batch, so its losses differ here by design.)
 
 
-def _rank_main(argv):
-    """One DDP rank: train, then write its parameters and reported losses."""
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rank", type=int, required=True)
-    ap.add_argument("--world", type=int, required=True)
-    ap.add_argument("--batch", type=int, required=True)
-    ap.add_argument("--grad-accum", type=int, required=True)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    torch.distributed.init_process_group(
-        "gloo",
-        init_method="file://" + os.path.join(args.out, "rendezvous"),
-        rank=args.rank,
-        world_size=args.world,
-    )
-    info = DistInfo(rank=args.rank, local_rank=args.rank, world_size=args.world)
-    trainer, model = make_trainer(args.batch, args.grad_accum, args.rank, args.world, info)
-    res = trainer.fit()
-    torch.save(model.state_dict(), os.path.join(args.out, f"rank{args.rank}.pt"))
-    with open(os.path.join(args.out, f"rank{args.rank}.json"), "w") as f:
-        json.dump(summary(res), f)
-    torch.distributed.destroy_process_group()
-    return 0
+def _rank(rank, world, batch, grad_accum, out):
+    """One DDP rank (a forked child): train, then write its parameters and losses.
+
+    Forked, not spawned: the child inherits the imported torch and modules, so a
+    rank starts in milliseconds instead of seconds. Any failure is written to
+    rank<r>.err for the test to show.
+    """
+    try:
+        torch.set_num_threads(1)  # no OpenMP pool inherited from the parent
+        dist.init_process_group(
+            "gloo",
+            init_method="file://" + os.path.join(out, "rendezvous"),
+            rank=rank,
+            world_size=world,
+        )
+        info = DistInfo(rank=rank, local_rank=rank, world_size=world)
+        trainer, model = make_trainer(batch, grad_accum, rank, world, info)
+        res = trainer.fit()
+        torch.save(model.state_dict(), os.path.join(out, f"rank{rank}.pt"))
+        with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+            json.dump(summary(res), f)
+        dist.destroy_process_group()
+    except BaseException:
+        with open(os.path.join(out, f"rank{rank}.err"), "w") as f:
+            f.write(traceback.format_exc())
+        raise
 
 
 def test_ddp_two_ranks_match_one_process_on_the_combined_batch(tmp_path):
     world, b, k = 2, 2, 2
-    env = dict(
-        os.environ,
-        PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        OMP_NUM_THREADS="1",
-    )
-    args = ["--world", str(world), "--batch", str(b), "--grad-accum", str(k)]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--rank", str(r), "--out", str(tmp_path)]
-            + args,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for r in range(world)
-    ]
-    # The single process runs while the ranks do.
+    # Made before the fork, so the ranks inherit what building it imports.
     one, one_model = make_trainer(batch=world * b, grad_accum=k)
-    expected = summary(one.fit())
+    fork = multiprocessing.get_context("fork")
+    procs = [fork.Process(target=_rank, args=(r, world, b, k, str(tmp_path))) for r in range(world)]
+    for p in procs:
+        p.start()
+    expected = summary(one.fit())  # the single process runs while the ranks do
     for r, p in enumerate(procs):
-        out, _ = p.communicate(timeout=300)
-        assert p.returncode == 0, f"rank {r} failed:\n{out[-3000:]}"
+        p.join(timeout=300)
+        if p.is_alive():
+            p.kill()
+        err = tmp_path / f"rank{r}.err"
+        assert p.exitcode == 0, f"rank {r} exit {p.exitcode}:\n" + (
+            err.read_text()[-3000:] if err.exists() else ""
+        )
     for r in range(world):
         state = torch.load(tmp_path / f"rank{r}.pt")
         for name, p in one_model.state_dict().items():
@@ -190,7 +183,3 @@ def test_ddp_two_ranks_match_one_process_on_the_combined_batch(tmp_path):
         assert got["tokens"] == expected["tokens"]
         for key in ("first_loss", "final_train_loss", "val_loss"):
             assert got[key] == pytest.approx(expected[key], rel=1e-6), (r, key)
-
-
-if __name__ == "__main__":
-    sys.exit(_rank_main(sys.argv[1:]))

@@ -148,9 +148,12 @@ def dumps(obj) -> str:
             return {str(k): clean(v) for k, v in o.items()}
         if isinstance(o, list | tuple):
             return [clean(v) for v in o]
-        return o
+        if o is None or isinstance(o, str | int | float):
+            return o
+        # Arrays, tensors, dataclasses: converted first, so a NaN inside one is cleaned too.
+        return clean(_json_default(o))
 
-    return json.dumps(clean(obj), default=_json_default, sort_keys=True)
+    return json.dumps(clean(obj), sort_keys=True)
 
 
 def atomic_write_json(path: str, obj) -> None:

@@ -1,13 +1,19 @@
 """Atomic files, torn JSONL lines, DONE/FAILED markers, profile and step parsing."""
 
+import dataclasses
+import errno
 import json
+import math
 import os
+import pathlib
 import platform
+import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from experiments import profiles
+from experiments import profiles, results
 from experiments.results import (
     REQUIRED_FIELDS,
     JsonlWriter,
@@ -139,3 +145,108 @@ def test_readme_profile_table_is_generated_from_profiles():
     readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")
     with open(readme) as f:
         assert profiles.markdown_table() in f.read(), "run: python -m experiments.profiles"
+
+
+def test_an_unwritable_file_is_one_line_naming_it(tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(results, "open", full, raising=False)  # the module's own open()
+    path = tmp_path / "metrics.jsonl"
+    with pytest.raises(ResultsError) as e:
+        JsonlWriter(str(path))
+    assert str(e.value) == (
+        f"cannot write {path}: No space left on device. Nothing already written was lost "
+        "(a file being replaced keeps its old content); free space or fix permissions, "
+        "then run the same command again: finished steps are kept"
+    )
+
+
+@dataclasses.dataclass
+class _Point:
+    x: int
+    y: float
+
+
+def test_dumps_writes_what_json_cannot():
+    record = {
+        1: (np.arange(3), _Point(1, math.inf)),
+        "array": np.array([1.5, np.nan]),
+        "path": pathlib.Path("/a/b"),
+        "bad": [math.nan, -math.inf, 0.5],
+    }
+    assert json.loads(results.dumps(record)) == {
+        "1": [[0, 1, 2], {"x": 1, "y": None}],
+        "path": "/a/b",
+        "bad": [None, None, 0.5],
+        "array": [1.5, None],
+    }
+
+
+def test_git_state_reads_the_checkout(tmp_path):
+    def git(*args):
+        return subprocess.run(
+            ["git", "-C", str(tmp_path), *args], check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "f.txt").write_text("a")
+    git("add", "f.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    head = git("rev-parse", "HEAD")
+    (tmp_path / "untracked.txt").write_text("u")  # untracked files do not count
+    assert results.git_state(str(tmp_path)) == {"commit": head, "dirty": False}
+    (tmp_path / "f.txt").write_text("b")
+    assert results.git_state(str(tmp_path)) == {"commit": head, "dirty": True}
+    state = results.git_state(str(tmp_path.parent / "no-such-dir"))
+    assert state["commit"] is None and state["error"].startswith("no git checkout at ")
+
+
+def test_the_manifest_records_machine_versions_and_command():
+    m = build_manifest("e", "r", "//x:y", {}, {}, "cpu", world_size=2, argv=[])
+    assert m["command"] == "bazel run //x:y" and m["argv"] == []
+    assert m["machine"]["world_size"] == 2
+    assert set(m["machine"]) == {
+        "device",
+        "world_size",
+        "cpu",
+        "cpu_count",
+        "gpu",
+        "gpu_memory_gb",
+        "os",
+        "arch",
+    }
+    assert m["machine"]["arch"] == platform.machine()
+    assert set(m["versions"]) == {
+        "python",
+        "torch",
+        "cuda",
+        "rocm",
+        "numpy",
+        "lock_sha256",
+        "accelerator",
+    }
+    assert m["versions"]["python"] == platform.python_version()
+
+
+def test_a_deleted_metrics_file_is_named_missing(tmp_path):
+    run = RunDir(str(tmp_path), rerun_command="rerun --steps {step}")
+    JsonlWriter(run.metrics_path("s0")).write({"iter": 1})
+    run.mark_done("s0", {"val_loss": 1.0})
+    os.unlink(run.metrics_path("s0"))
+    with pytest.raises(ResultsError, match=r"is missing, but DONE recorded 1 lines"):
+        run.done_result("s0")
+
+
+def test_records_are_written_with_sorted_keys():
+    assert results.dumps({"b": 1, "a": {"d": 2, "c": 3}}) == '{"a": {"c": 3, "d": 2}, "b": 1}'
+
+
+def test_a_file_that_is_not_utf8_is_corrupt_json(tmp_path):
+    bad = tmp_path / "DONE"
+    bad.write_bytes(b'{"val_loss": "\xff"}')
+    with pytest.raises(ResultsError) as e:
+        read_json(str(bad))
+    assert str(e.value) == (
+        f"{bad}: corrupt JSON; restore it, or delete it and rerun to write it again"
+    )

@@ -197,3 +197,44 @@ def test_restart_factor_warms_up_after_each_reset():
     assert restart_factor(2000, 1000, 150) == restart_factor(1000, 1000, 150)
     assert lr_at(1000, 1.0, 0.0, 0, 10**6, (1000, 150)) < 0.001
     assert lr_at(1000, 1.0, 0.0, 0, 10**6) > 0.99
+
+
+def test_factory_builds_the_named_optimizer_with_its_betas_and_decay_groups():
+    model = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
+    kinds = {
+        "sgd": torch.optim.SGD,
+        "adam": torch.optim.Adam,
+        "adamw": torch.optim.AdamW,
+        "adamwadv": AdamWSPAM,
+        "adamwspam": AdamWSPAM,
+    }
+    for name, cls in kinds.items():
+        opt = make_optimizer(name, model, lr=0.01, weight_decay=0.2, betas=(0.8, 0.9))
+        assert type(opt) is cls, name
+        decay, no_decay = opt.param_groups
+        assert [p.dim() for p in decay["params"]] == [2] and decay["weight_decay"] == 0.2
+        assert [p.dim() for p in no_decay["params"]] == [1, 1, 1]  # biases and the norm
+        assert no_decay["weight_decay"] == 0.0, name
+        if name != "sgd":
+            assert decay["betas"] == (0.8, 0.9), name
+    assert make_optimizer("adamwspam", model).spam and not make_optimizer("adamwadv", model).spam
+
+
+def test_adamwspam_defaults():
+    opt = AdamWSPAM([nn.Parameter(torch.zeros(2))])
+    assert {k: opt.defaults[k] for k in ("lr", "betas", "weight_decay", "amsgrad")} == {
+        "lr": 6e-4,
+        "betas": (0.9, 0.95),
+        "weight_decay": 0.1,
+        "amsgrad": True,
+    }
+
+
+def test_no_warmup_before_the_first_reset_and_the_schedule_by_hand():
+    assert restart_factor(5, 1000, 150) == 1.0  # no reset has happened yet
+    assert restart_factor(1005, 1000, 0) == 1.0  # no restart warmup asked for
+    # Linear warmup over iterations 0..warmup-1, then cosine to min_lr at decay_iters.
+    assert [lr_at(i, 1.0, 0.1, 4, 10) for i in range(4)] == [0.2, 0.4, 0.6, 0.8]
+    assert lr_at(4, 1.0, 0.1, 4, 10) == 1.0
+    assert lr_at(7, 1.0, 0.1, 4, 10) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi / 2)))
+    assert lr_at(10, 1.0, 0.1, 4, 10) == lr_at(50, 1.0, 0.1, 4, 10) == 0.1

@@ -6,6 +6,7 @@ from pruning.adamwprune import AdamWPrune
 from pruning.masks import MagnitudePruner, MovementPruner, prunable, with_pruning
 from pruning.optimizers import make_optimizer
 from pruning.schedule import layer_sparsities, scaled, sparsity_at
+from pruning.scores import get_score
 
 
 class Net(nn.Module):
@@ -172,3 +173,40 @@ def test_scaled_schedule_stretches_to_the_budget():
     tiny = scaled(declared, 10, 10400)  # the ramp keeps an iteration, rescoring every one
     assert (tiny["warmup"], tiny["ramp_end"], tiny["frequency"]) == (1, 3, 1)
     assert scaled(None, 10, 100) is None
+
+
+def test_a_pruned_optimizer_passes_hooks_and_zero_grad_through():
+    model = Net()
+    base = make_optimizer("adamwspam", model, lr=0.01)
+    calls = []
+    base.before_clip = lambda: calls.append("before_clip")
+    opt = with_pruning(base, model, "magnitude", target=0.5, warmup=0, ramp_end=2)
+    opt.before_clip()  # the trainer calls it on the wrapper: SPAM must still see it
+    assert calls == ["before_clip"]
+    with_pruning(torch.optim.SGD(model.parameters(), lr=0.1), model, "magnitude").before_clip()
+    model(torch.randn(2, 16)).backward()
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+    model(torch.randn(2, 16)).backward()
+    used = [p for p in model.parameters() if p.grad is not None]
+    opt.zero_grad(set_to_none=False)
+    assert used and all(p.grad is not None and not p.grad.any() for p in used)
+
+
+def test_adamwprune_scores_from_the_optimizers_own_state():
+    torch.manual_seed(0)
+    model = Net()
+    base = make_optimizer("adamw", model, lr=0.01, betas=(0.8, 0.9))
+    opt = AdamWPrune(base, model, variant="bitter8_mhat", target=0.5, warmup=100, ramp_end=200)
+    pruner = opt.pruner
+    w = pruner.weights[0]
+    # Before any step there is no state: m = v = 0 and step 1.
+    expected = get_score("bitter8_mhat")(w, torch.zeros_like(w), torch.zeros_like(w), step=1)
+    torch.testing.assert_close(pruner.score(0, w), expected)
+    train(opt, model, 3)
+    state = base.state[w]
+    expected = get_score("bitter8_mhat")(
+        w, state["exp_avg"], state["exp_avg_sq"], step=3, beta1=0.8
+    )
+    torch.testing.assert_close(pruner.score(0, w), expected)
+    assert not torch.allclose(expected, get_score("bitter8_mhat")(w, state["exp_avg"], None))

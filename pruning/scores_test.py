@@ -91,3 +91,18 @@ def test_unknown_variant_lists_accepted():
 def test_run_extensions():
     assert scores.RUN_EXTENSION["bitter2"] == 1.21
     assert all(scores.RUN_EXTENSION[f"bitter{i}"] == 1.25 for i in range(3, 10))
+
+
+def test_bitter8_rounds_v_plus_eps_to_fp16_before_the_root():
+    # v = 0.0058746337890625 (exact in fp16) + 1e-5 = 0.00588463 is 1542.6 x 2^-18,
+    # rounded to 1543 x 2^-18 = 0.00588608; rsqrt 13.0343 -> 13.03125 (1668 x 2^-7);
+    # rsqrt 0.277016 -> 0.277099609375 (1135 x 2^-12). Without the first rounding:
+    # rsqrt 13.0359 -> 13.0390625, then 0.276932 -> 0.27685546875.
+    got = scores.bitter8(torch.ones(1), None, torch.tensor([0.0058746337890625]))
+    assert got.tolist() == [0.277099609375]
+
+
+def test_bitter9_on_the_meta_device_needs_no_values():
+    w, v = torch.empty(2, 3, device="meta"), torch.empty(2, 3, device="meta")
+    got = scores.bitter9(w, None, v)
+    assert got.is_meta and got.shape == (2, 3)

@@ -14,7 +14,9 @@ files next to it unless --tests names others. --max-mutants N checks N mutants
 per file, evenly spaced over mutmut's list, so a sample covers every function.
 --ignore-test leaves a test file out, for a before/after comparison. Tests
 that read prepared data find it through bazel-bin: build it first (for the
-trainer's tests, `bazel build //data:shakespeare`).
+trainer's tests, `bazel build //data:shakespeare`); data/'s tests also need the
+GPT-2 BPE files: `bazel fetch @gpt2_bpe//:files`, then KNLP_GPT2_BPE_DIR set to
+$(bazel info output_base)/external/gpt2_bpe.
 
 Per file it prints the mutants checked, killed (a test failed, or the mutant
 timed out), survived (including "no tests": no test reached the code),

@@ -48,3 +48,35 @@ def test_option_of_a_missing_mechanism_is_refused():
     with pytest.raises(ValueError, match="GPT2 does not implement 'ra'.*ra_alpha=0.5"):
         check_features("GPT2", frozenset(), GPT2Config(ra_alpha=0.5))
     check_features("GPT2_RA", frozenset({"ra"}), GPT2Config(ra_alpha=0.5))
+
+
+@pytest.mark.parametrize(
+    "field, value, accepted",
+    [
+        ("n_layer", 0, "a positive int"),
+        ("block_size", 1.5, "a positive int"),
+        ("d_latent", -1, "a positive int"),
+        ("mlp_ratio", 0, "a positive number"),
+        ("mlp_ratio", "4", "a positive number"),
+        ("ract_apply", "logits", "output, weights"),
+        ("kv_ratio", 0.0, "a number in (0, 1]"),
+        ("kv_ratio", 1.5, "a number in (0, 1]"),
+        ("ra_alpha", -0.1, "a number in [0, 1]"),
+        ("ra_alpha", 1.5, "a number in [0, 1]"),
+    ],
+)
+def test_each_bad_value_is_named_with_what_is_accepted(field, value, accepted):
+    with pytest.raises(ValueError) as e:
+        GPT2Config(**{field: value})
+    assert str(e.value) == f"GPT2Config.{field}={value!r} is invalid; accepted: {accepted}"
+
+
+@pytest.mark.parametrize("field, value", [("kv_ratio", 1.0), ("ra_alpha", 0.0), ("ra_alpha", 1.0)])
+def test_range_edges_are_accepted(field, value):
+    assert getattr(GPT2Config(**{field: value}), field) == value
+
+
+def test_every_mechanism_of_a_class_is_checked():
+    # A class with "ra" still gets its other mechanisms' fields checked.
+    with pytest.raises(ValueError, match="GPT2_RA does not implement 'mla'.*d_latent=128"):
+        check_features("GPT2_RA", frozenset({"ra"}), GPT2Config(d_latent=128))

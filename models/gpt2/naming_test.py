@@ -6,6 +6,8 @@ message, rather than some other test that happens to import it.
 
 from pathlib import Path
 
+import pytest
+
 from models.gpt2 import zoo
 
 PACKAGE_DIR = Path("models/gpt2")  # the runfiles under bazel test, the checkout under pytest
@@ -37,3 +39,52 @@ def test_discovery_sees_only_class_modules():
     assert all(zoo.is_class_module(m) for m in zoo.module_names())
     assert "gpt2" in zoo.module_names()
     assert not zoo.is_class_module("scratch_notes") and not zoo.is_class_module("gpt2_test")
+
+
+class GPT2_NO_CONFIG:
+    def __init__(self, cfg):
+        pass
+
+    def get_num_params(self):
+        return 0
+
+
+class GPT2_NO_ARGS(GPT2_NO_CONFIG):
+    def __init__(self):
+        pass
+
+
+class GPT2_NO_SIGNATURE(GPT2_NO_CONFIG):
+    __init__ = max  # a builtin: inspect cannot read its signature
+
+
+def test_a_model_class_takes_config_first():
+    from models.gpt2.gpt2 import GPT2
+
+    assert zoo.is_model_class(GPT2)
+    for cls in (GPT2_NO_CONFIG, GPT2_NO_ARGS, GPT2_NO_SIGNATURE):
+        assert not zoo.is_model_class(cls), cls.__name__
+    assert zoo.discover()["GPT2"] is GPT2
+
+
+def test_a_name_in_the_wrong_case_lists_the_known_classes():
+    # gpt2.py exists, but holds no class "Gpt2": the fallback names the known ones.
+    with pytest.raises(ValueError, match="unknown model class 'Gpt2'; known: GPT2, "):
+        zoo.get_class("Gpt2")
+
+
+class GPT2_NO_PARAMS:
+    def __init__(self, config):
+        pass
+
+
+def test_a_model_class_counts_its_parameters():
+    assert not zoo.is_model_class(GPT2_NO_PARAMS)
+
+
+def test_a_file_that_does_not_parse_is_named(tmp_path):
+    broken = tmp_path / "gpt2_broken.py"
+    broken.write_text("class GPT2_BROKEN(:\n")
+    with pytest.raises(SyntaxError) as e:
+        zoo.naming_problems([broken])
+    assert e.value.filename == str(broken)
