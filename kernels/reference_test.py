@@ -250,3 +250,17 @@ def test_a_one_token_cache_returns_its_v():
     assert torch.equal(out, v.to(torch.bfloat16))
     with pytest.raises(ValueError, match=r"max_seq_len 0 must be in 1\.\.1"):
         torch.ops.knlp.decode_attention(q, k_cache, v_cache, v_scale, seq_lens, None, 0, 0.3)
+
+
+def test_v_scale_shape_error_names_the_expected_shape():
+    q, k_cache, v_cache, v_scale, seq_lens, _, _ = random_sequences(2, 4, 2, 8, [3, 2])
+    with pytest.raises(ValueError, match=r"v_scale must be float32 \(2, 3, 2\), got .* \(2, 3\)$"):
+        torch.ops.knlp.decode_attention(
+            q, k_cache, v_cache, v_scale[..., 0], seq_lens, None, 3, 1.0
+        )
+
+
+@pytest.mark.parametrize("hip,vendor", [(None, "cuda"), ("6.2.41133", "rocm")])
+def test_gpu_ops_load_the_library_of_torch_s_build(monkeypatch, hip, vendor):
+    monkeypatch.setattr(torch.version, "hip", hip)
+    assert ops._vendor() == vendor
