@@ -8,7 +8,8 @@ gates as gpu_test.py: K bit-exact, V codes and scales equal, attention
 relative error under 1e-2. Shapes are small because emulation is slow; they
 cover every compiled group size (1..8) and both head dims, one split and the
 fused merge of many, chunks of many tiles, paged caches whose pages cut
-tiles, NaN propagation and the checks that refuse bad input before launch.
+tiles, NaN propagation, the checks that refuse bad input before launch, the
+launch counter and the library's own errors reaching the caller.
 """
 
 import pytest
@@ -202,3 +203,29 @@ def test_wrong_dtypes_are_refused(lib, change, message):
             lib, a["q"], a["k_cache"], a["v_cache"], a["v_scale"], a["seq_lens"], a["table"],
             70, 0.1, 2, 0, 0,
         )  # fmt: skip
+
+
+def test_each_call_counts_one_kernel_launch(lib):
+    # KERNEL_CALLS is how GPU tests prove the kernel ran: exactly one per call.
+    q, cache, seq_lens, table = filled(4, 2, 64, [40, 70], None, seed=8)
+    before = ops.KERNEL_CALLS.copy()
+    ops.decode_call(lib, q, *cache, seq_lens, table, 70, 0.1, 2, 0, 0)
+    k = torch.zeros(2, 2, 64, dtype=torch.bfloat16)
+    ops.kv_write_call(lib, k, k, torch.tensor([0, 1]), *cache, 0, 0)
+    ops.kv_write_call(lib, k, k, torch.tensor([2, 3]), *cache, 0, 0)
+    assert ops.KERNEL_CALLS["knlp_decode_attention"] - before["knlp_decode_attention"] == 1
+    assert ops.KERNEL_CALLS["knlp_kv_write"] - before["knlp_kv_write"] == 2
+
+
+def test_library_errors_name_the_op(lib, monkeypatch):
+    # What the library refuses past ops.py's checks comes back as RuntimeError
+    # naming the op and carrying the library's message.
+    k = torch.zeros(1, 1, 2000, dtype=torch.bfloat16)
+    with pytest.raises(RuntimeError, match=r"^knlp::kv_write: kv write: head_dim=2000 must be"):
+        ops.kv_write_call(lib, k, k, torch.tensor([0]), *make_cache(1, 1, 1, 2000), 0, 0)
+    q, cache, seq_lens, table = filled(4, 2, 64, [40, 70], None, seed=9)
+    monkeypatch.setattr(library, "decode_plan", lambda *args: (1, 1))  # a chunk not aligned
+    with pytest.raises(
+        RuntimeError, match=r"^knlp::decode_attention: decode: num_splits=1 chunk=1 do not cover"
+    ):
+        ops.decode_call(lib, q, *cache, seq_lens, table, 70, 0.1, 2, 0, 0)

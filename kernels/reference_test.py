@@ -225,3 +225,42 @@ def test_bad_inputs_name_the_value():
     k = torch.zeros(1, 2, 8, dtype=torch.bfloat16)
     with pytest.raises(ValueError, match="slot_mapping must be int64"):
         torch.ops.knlp.kv_write(k, k, torch.zeros(1, dtype=torch.int32), k_cache, v_cache, v_scale)
+
+
+# Cases the mutation run (//tools:mutation -- kernels/ops.py) found untested.
+
+
+@pytest.mark.parametrize("name", ["k_cache", "v_cache", "v_scale"])
+def test_a_strided_cache_is_refused_by_name(name):
+    q, k_cache, v_cache, v_scale, seq_lens, _, _ = random_sequences(2, 4, 2, 8, [3, 2])
+    cache = {"k_cache": k_cache, "v_cache": v_cache, "v_scale": v_scale}
+    # The same shape and values in transposed storage.
+    cache[name] = cache[name].transpose(0, 1).contiguous().transpose(0, 1)
+    assert not cache[name].is_contiguous()
+    with pytest.raises(ValueError, match=rf"^{name} must be contiguous$"):
+        torch.ops.knlp.decode_attention(q, *cache.values(), seq_lens, None, 3, 1.0)
+
+
+def test_a_one_token_cache_returns_its_v():
+    # max_seq_len 1 is the smallest accepted: softmax over one token is 1, so
+    # each q head gets its kv head's dequantized V.
+    q, k_cache, v_cache, v_scale, seq_lens, _, _ = random_sequences(2, 4, 2, 8, [1, 1])
+    out = torch.ops.knlp.decode_attention(q, k_cache, v_cache, v_scale, seq_lens, None, 1, 0.3)
+    v = reference.dequantize_v(v_cache[:, 0], v_scale[:, 0]).repeat_interleave(2, dim=1)
+    assert torch.equal(out, v.to(torch.bfloat16))
+    with pytest.raises(ValueError, match=r"max_seq_len 0 must be in 1\.\.1"):
+        torch.ops.knlp.decode_attention(q, k_cache, v_cache, v_scale, seq_lens, None, 0, 0.3)
+
+
+def test_v_scale_shape_error_names_the_expected_shape():
+    q, k_cache, v_cache, v_scale, seq_lens, _, _ = random_sequences(2, 4, 2, 8, [3, 2])
+    with pytest.raises(ValueError, match=r"v_scale must be float32 \(2, 3, 2\), got .* \(2, 3\)$"):
+        torch.ops.knlp.decode_attention(
+            q, k_cache, v_cache, v_scale[..., 0], seq_lens, None, 3, 1.0
+        )
+
+
+@pytest.mark.parametrize("hip,vendor", [(None, "cuda"), ("6.2.41133", "rocm")])
+def test_gpu_ops_load_the_library_of_torch_s_build(monkeypatch, hip, vendor):
+    monkeypatch.setattr(torch.version, "hip", hip)
+    assert ops._vendor() == vendor

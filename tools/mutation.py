@@ -16,7 +16,12 @@ per file, evenly spaced over mutmut's list, so a sample covers every function.
 that read prepared data find it through bazel-bin: build it first (for the
 trainer's tests, `bazel build //data:shakespeare`); data/'s tests also need the
 GPT-2 BPE files: `bazel fetch @gpt2_bpe//:files`, then KNLP_GPT2_BPE_DIR set to
-$(bazel info output_base)/external/gpt2_bpe.
+$(bazel info output_base)/external/gpt2_bpe. kernels/ops.py's CPU tests need the
+emulation library (`bazel build //kernels:libdecode_emu.so`, then
+KNLP_KERNELS_LIB_DIR set to $(bazel info bazel-bin)/kernels) and run with
+--tests kernels/reference_test.py kernels/reference_edges_test.py
+kernels/emulation_test.py (codec_test, compile_test, sass_test and gpu_test need
+nvcc, hipcc or a GPU).
 
 Per file it prints the mutants checked, killed (a test failed, or the mutant
 timed out), survived (including "no tests": no test reached the code),
