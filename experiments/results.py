@@ -424,8 +424,12 @@ def workspace_dir() -> str:
 
 
 def git_state(root: str | None = None) -> dict:
-    """{"commit", "dirty"} of the checkout at `root` (tracked files only); None where
-    there is no git checkout, with "error" saying so."""
+    """{"commit", "dirty"} of the checkout at `root`; None where there is no git
+    checkout, with "error" saying so.
+
+    Dirty means a tracked file differs from HEAD or an untracked file git does
+    not ignore exists: Bazel's globs build such files into a run as well.
+    """
     root = root or workspace_dir()
     try:
         commit = subprocess.run(
@@ -436,7 +440,7 @@ def git_state(root: str | None = None) -> dict:
             timeout=30,
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", root, "status", "--porcelain", "--untracked-files=normal"],
             capture_output=True,
             text=True,
             check=True,

@@ -194,8 +194,16 @@ def test_git_state_reads_the_checkout(tmp_path):
     git("add", "f.txt")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
     head = git("rev-parse", "HEAD")
-    (tmp_path / "untracked.txt").write_text("u")  # untracked files do not count
+    (tmp_path / ".gitignore").write_text("results/\n")
+    git("add", ".gitignore")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "ignore")
+    head = git("rev-parse", "HEAD")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "run.json").write_text("{}")  # ignored: still clean
     assert results.git_state(str(tmp_path)) == {"commit": head, "dirty": False}
+    (tmp_path / "new.py").write_text("u")  # untracked, not ignored: a glob would build it
+    assert results.git_state(str(tmp_path)) == {"commit": head, "dirty": True}
+    (tmp_path / "new.py").unlink()
     (tmp_path / "f.txt").write_text("b")
     assert results.git_state(str(tmp_path)) == {"commit": head, "dirty": True}
     state = results.git_state(str(tmp_path.parent / "no-such-dir"))
