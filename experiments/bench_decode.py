@@ -26,7 +26,6 @@ from experiments import results
 from kernels import bench_decode as bench
 
 EXPERIMENT = "bench_decode"
-TARGET = f"//experiments:{EXPERIMENT}"
 
 
 def device_kind(cpu_smoke: bool) -> str:
@@ -78,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or default_out(device_kind(args.cpu_smoke))
     config = {k: v for k, v in vars(args).items() if k != "out"}
     device = "cpu" if args.cpu_smoke else "cuda"
-    manifest = results.build_manifest(EXPERIMENT, out.name, TARGET, config, {}, device, argv=argv)
+    manifest = results.build_manifest(
+        EXPERIMENT, out.name, results.run_target(EXPERIMENT), config, {}, device, argv=argv
+    )
     write_outputs(result, out, manifest, measured=not args.cpu_smoke)
     print(bench.table(result))
     print(

@@ -52,6 +52,7 @@ from experiments.results import (
     build_manifest,
     config_hash,
     exit_on_results_error,
+    run_target,
     workspace_dir,
     write_manifest,
 )
@@ -257,7 +258,7 @@ def main(argv=None) -> int:
     m = build_manifest(
         EXPERIMENT,
         run_id,
-        f"//experiments:{EXPERIMENT}",
+        run_target(EXPERIMENT),
         config,
         {"dtype": args.dtype, "dataset": None},
         args.device,

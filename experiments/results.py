@@ -532,6 +532,11 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def run_target(experiment: str) -> str:
+    """The Bazel label of an experiment's run target: //experiments:<experiment>."""
+    return f"//experiments:{experiment}"
+
+
 def command_line(target: str, argv: list[str] | None = None) -> str:
     """The `bazel run` command that reruns this process, shell-quoted."""
     argv = sys.argv[1:] if argv is None else argv
@@ -555,13 +560,14 @@ def build_manifest(
     Nothing from the environment is copied in, so no secret (WANDB_API_KEY,
     HF_TOKEN, ...) can reach it.
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
     return {
         "schema": SCHEMA,
         "experiment": experiment,
         "run_id": run_id,
         "created_utc": utc_now(),
         "command": command_line(target, argv),
-        "argv": list(sys.argv[1:] if argv is None else argv),
+        "argv": argv,
         "git": git_state(),
         "versions": versions(),
         "machine": machine(device, world_size),

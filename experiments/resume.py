@@ -17,6 +17,7 @@ from experiments.results import (
     config_hash,
     git_state,
     read_json,
+    run_target,
     utc_now,
     workspace_dir,
     write_manifest,
@@ -27,17 +28,12 @@ class ConfigMismatch(Exception):
     """The run directory was made with another configuration."""
 
 
-def target(experiment: str) -> str:
-    """The Bazel label of an experiment's run target."""
-    return f"//experiments:{experiment}"
-
-
 def run_dir(experiment: str, opts: RunOptions, config: dict) -> RunDir:
     """The run's directory under --results-dir (default: <workspace>/results)."""
     run_id = opts.run_id or f"{opts.profile.name}-{config_hash(config)[:8]}"
     root = opts.results_dir or os.path.join(workspace_dir(), "results")
     rerun = (
-        f"bazel run {target(experiment)} -- --profile {opts.profile.name} "
+        f"bazel run {run_target(experiment)} -- --profile {opts.profile.name} "
         f"--run-id {run_id} --steps {{step}}"
     )
     return RunDir(os.path.join(root, experiment, run_id), rerun_command=rerun)
@@ -50,7 +46,7 @@ def record_invocation(run: RunDir, experiment, config, train_meta, device, world
     existing = read_json(mpath)
     if existing is None:
         m = build_manifest(
-            experiment, run_id, target(experiment), config, train_meta, device, world
+            experiment, run_id, run_target(experiment), config, train_meta, device, world
         )
         m["invocations"] = [{"time": m["created_utc"], "git": m["git"], "steps": steps}]
         write_manifest(run, m)
