@@ -1,9 +1,10 @@
 """The ablation registry, read from steps.bzl: steps, variants, and the models they build.
 
 steps.bzl is the single declaration of every RATIO step and variant prefix;
-Bazel loads it to generate the per-step tests, and this module evaluates the
-same literals. A step is validated when it is asked for, so a broken step
-fails its own test (naming it) and no other.
+Bazel loads it to generate the per-step tests and the run actions, and this
+module evaluates the same literals into `Step` objects (step.py). A step is
+validated when it is asked for, so a broken step fails its own test (naming
+it) and no other.
 
     from experiments.ablations import registry
     s = registry.step(5)                       # Step(id=5, variant="RA", ...)
@@ -12,39 +13,17 @@ fails its own test (naming it) and no other.
 """
 
 import functools
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.gpt2.config import preset, round_to_multiple
+from experiments.ablations import step as step_lib
+from experiments.ablations.step import TINY, Step, StepError
 from tools.bazel.bzl_data import load_bzl
 
 # Next to this module in the runfiles (a data dependency), never resolved back
 # into the source tree.
 STEPS_BZL = Path(__file__).with_name("steps.bzl")
 
-# The numeric dry-run's dimensions: small enough for a CPU, big enough that
-# every mechanism is exercised (bands, top-k, latents scale with them).
-TINY = {"n_layer": 2, "n_head": 2, "n_embd": 128, "block_size": 64, "vocab_size": 256}
-PRUNING_KEYS = ("variant", "target", "warmup", "ramp_end", "frequency")
-
-
-class StepError(ValueError):
-    """A step that is unknown or declared with options that cannot build."""
-
-
-@dataclass(frozen=True)
-class Step:
-    id: int
-    variant: str
-    class_name: str
-    options: dict = field(hash=False)  # GPT2Config options: base, then variant, then step
-    optimizer: str = "adamwspam"
-    pruning: dict | None = field(default=None, hash=False)
-    doc: str = ""
-
-    @property
-    def name(self):
-        return f"step {self.id} ({self.variant}: {self.doc})"
+__all__ = ["TINY", "STEPS_BZL", "Registry", "Step", "StepError", "load_bzl"]
 
 
 class Registry:
@@ -75,69 +54,43 @@ class Registry:
             valid = ", ".join(str(i) for i in self.step_ids())
             raise StepError(f"unknown RATIO step {step_id!r}; valid step ids: {valid}")
         spec = self.steps[key]
-        try:
-            return self._validate(key, spec)
-        except (ValueError, TypeError, KeyError) as e:
-            raise StepError(f"RATIO step {key} in {self.path.name} is invalid: {e}") from e
+        where = f"RATIO step {key} in {self.path.name}"
+        variant = self.variants.get(spec.get("variant"))
+        if variant is None:
+            raise StepError(
+                f"{where} is invalid: unknown variant prefix {spec.get('variant')!r}; "
+                f"valid prefixes: {', '.join(self.variants)}"
+            )
+        return Step.from_parts(key, spec, variant, self.base, where)
 
-    def _validate(self, key, spec):
-        unknown = set(spec) - {"variant", "options", "optimizer", "pruning", "doc"}
-        if unknown:
-            raise ValueError(f"unknown fields {sorted(unknown)}")
-        variant = self.variant(spec["variant"])
-        options = {**self.base["options"], **variant["options"], **spec.get("options", {})}
-        step = Step(
-            id=key,
-            variant=spec["variant"],
-            class_name=variant["class"],
-            options=options,
-            optimizer=spec.get("optimizer", "adamwspam"),
-            pruning=spec.get("pruning"),
-            doc=spec.get("doc", ""),
-        )
-        if step.pruning is not None:
-            bad = set(step.pruning) - set(PRUNING_KEYS)
-            if bad:
-                raise ValueError(f"unknown pruning keys {sorted(bad)}; accepted: {PRUNING_KEYS}")
-        self.config(step)  # option names and values
-        return step
+    def variant_step(self, prefix):
+        """A variant prefix (B, RA, MLA, ...) as a Step on the RATIO base, with no step options."""
+        v = self.variant(prefix)
+        return Step.from_parts(-1, variant_spec(prefix, v), v, self.base)
 
     def config(self, step, dims="real"):
-        """The GPT2Config a step trains at ("real"), dry-runs at ("tiny"), or at a given trunk.
-
-        A trunk is a dict of the five TINY keys (a run profile's size,
-        experiments/gpt2_common.py); the step's mechanism sizes (latent, RA
-        band) scale with it as they do for "tiny", dropout is off.
-        """
-        cfg = preset(self.base["preset"], **step.options)
-        if dims == "real":
-            return cfg
-        trunk = TINY if dims == "tiny" else dims
-        if not isinstance(trunk, dict) or set(trunk) != set(TINY):
-            raise ValueError(
-                f"unknown dims {dims!r}; accepted: real, tiny, a dict of {sorted(TINY)}"
-            )
-        scale = trunk["n_embd"] / cfg.n_embd
-        small = dict(trunk, dropout=0.0)
-        if "d_latent" in step.options:
-            small["d_latent"] = round_to_multiple(cfg.d_latent * scale, 32)
-        if "ra_band" in step.options:
-            small["ra_band"] = max(8, cfg.ra_band * trunk["block_size"] // cfg.block_size)
-        return cfg.with_options(**small)
+        return step_lib.config(step, dims)
 
     def build_model(self, step_or_id, dims="real", config=None):
         """The model a step builds (on the current default device).
 
         `config`, when given, is the step's GPT2Config as a run resolved it
-        (experiments/gpt2_common.py: the run profile's block size and vocabulary).
+        (experiments/gpt2_step.py: the run profile's block size and vocabulary).
         """
-        from models.gpt2 import zoo
-
         s = step_or_id if isinstance(step_or_id, Step) else self.step(step_or_id)
         try:
-            return zoo.get_class(s.class_name)(config or self.config(s, dims))
+            cfg = config or step_lib.config(s, dims)
         except ValueError as e:
             raise StepError(f"RATIO step {s.id} in {self.path.name} is invalid: {e}") from e
+        try:
+            return step_lib.build_model(s, cfg)
+        except StepError as e:
+            raise StepError(f"RATIO step {s.id} in {self.path.name} is invalid: {e}") from e
+
+
+def variant_spec(prefix, variant):
+    """The step entry of a variant run: the prefix's own options, no step options."""
+    return {"variant": prefix, "options": {}, "pruning": None, "doc": variant.get("doc", "")}
 
 
 @functools.cache
@@ -154,7 +107,7 @@ def step_ids():
 
 
 def config(step_obj, dims="real"):
-    return get().config(step_obj, dims)
+    return step_lib.config(step_obj, dims)
 
 
 def build_model(step_or_id, dims="real", config=None):
