@@ -17,22 +17,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tools.bazel.bzl_data import load_bzl
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# name -> how to prepare it. `shakespeare` (GPT-2 BPE) and `shakespeare_char`
-# (one token per character) are built by Bazel; the rest need a host with
-# network access to the Hugging Face hub (see data/README.md).
-DATASETS = {
-    "shakespeare": "bazel build //data:shakespeare",
-    "shakespeare_char": "bazel build //data:shakespeare_char",
-    "fineweb-edu": "bazel run //data:prepare_hub -- --dataset fineweb-edu --out $KNLP_DATA_DIR",
-    "openwebtext": "bazel run //data:prepare_hub -- --dataset openwebtext --out $KNLP_DATA_DIR",
-    "tinystories": "bazel run //data:prepare_hub -- --dataset tinystories --out $KNLP_DATA_DIR",
-}
-
+# name -> how to prepare it, from data/datasets.bzl: `shakespeare` (GPT-2 BPE) and
+# `shakespeare_char` (one token per character) are built by Bazel; the rest need
+# a host with network access to the Hugging Face hub (see data/README.md).
+_DECLARED = load_bzl(os.path.join(HERE, "datasets.bzl"))
+DATASETS = {name: f"bazel build {label}" for name, label in _DECLARED["BUILT"].items()}
+DATASETS.update(
+    {n: d["prepare"] for n, d in _DECLARED["PREPARED"].items() if d["modality"] == "text"}
+)
 
 # Datasets whose tokens are not GPT-2 BPE: name -> tokenizer (meta.json says the same).
-TOKENIZERS = {"shakespeare_char": "char"}
+TOKENIZERS = _DECLARED["TOKENIZERS"]
 
 
 def tokenizer_of(name: str) -> str:

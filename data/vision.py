@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tools.bazel.bzl_data import load_bzl
+
 VISION_DATASETS = {
     # name: (channels, native size, classes)
     "digits": (1, 8, 10),
@@ -27,7 +29,14 @@ VISION_DATASETS = {
     "cifar100": (3, 32, 100),
 }
 
-_PREPARE = "bazel run //data:prepare_vision -- --dataset {name} --out $KNLP_DATA_DIR"
+# How each dataset outside the wheel is prepared (data/datasets.bzl).
+_PREPARE = {
+    name: d["prepare"]
+    for name, d in load_bzl(os.path.join(os.path.dirname(__file__), "datasets.bzl"))[
+        "PREPARED"
+    ].items()
+    if d["modality"] == "vision"
+}
 
 
 @dataclass
@@ -54,8 +63,7 @@ class VisionData:
 
 def _missing(name: str, where: str) -> FileNotFoundError:
     return FileNotFoundError(
-        f"vision dataset {name!r} not found at {where}. "
-        f"Prepare it with: {_PREPARE.format(name=name)}"
+        f"vision dataset {name!r} not found at {where}. " f"Prepare it with: {_PREPARE[name]}"
     )
 
 
