@@ -6,7 +6,8 @@ expected number comes from the declaration (the step's GPT2Config and the
 class's name, composed as in the research table of models/gpt2), never from
 the model under test; the model only supplies what is measured.
 
-Per step (gpt2_common computes them when the step finishes, into DONE):
+Per run (experiments/gpt2_step.py computes them when the run finishes, into its
+result; the measured numbers come from experiments/probes.py):
   * parameters: the model's count equals the count the design gives for the
     class at the step's config (`expected_params`);
   * MLP width: every block's hidden width equals the declared one;
@@ -16,9 +17,9 @@ Per step (gpt2_common computes them when the step finishes, into DONE):
   * moved (RA-CT gates, learned RA weights, KVSplice scale and shift): the
     parameter's mean absolute change from its value at build time is above
     MOVED_TOL, so the mechanism learned something.
-Per run (the summary, from every DONE):
+Per run, in the report (experiments/report.py, from every result):
   * learned: the final validation loss is at least 30% below the unigram
-    entropy of the validation tokens;
+    entropy of the validation tokens (data/stats.py);
   * KVSplice quality: its mean validation loss is at most 1.4% above its MLA
     base's (research-domain: more means a bug), unless the gap is inside the
     seed noise.
@@ -30,7 +31,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
 
 MOVED_TOL = 1e-3
 SPARSITY_TOL = 0.01
@@ -137,61 +137,6 @@ def kv_values_per_token_layer(class_name: str, cfg) -> int:
     return n + (cfg.n_embd if d.ra else 0)
 
 
-# ---------------------------------------------------------------- measuring
-
-
-def measured_mlp_widths(model) -> list[int]:
-    """Every block's MLP hidden width (the out features of its first MLP layer)."""
-    return [int(block.mlp.c_fc.out_features) for block in model.transformer.h]
-
-
-@torch.no_grad()
-def attention_cache_bytes_per_token(model, tokens: int = 32) -> float:
-    """Bytes of the attention caches (all layers) per token after one prefill."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    idx = torch.zeros(1, min(tokens, model.config.block_size), dtype=torch.long, device=device)
-    _, _, cache = model(idx, use_cache=True)
-    model.train(was_training)
-    total = 0
-    for layer in cache["layers"]:
-        for t in layer.get("attn", {}).values():
-            if torch.is_tensor(t):
-                total += t.numel() * t.element_size()
-    return total / idx.shape[1]
-
-
-# Mechanism parameters whose movement from init is checked: (what, module class, names).
-MOVABLE = (
-    ("RA-CT gate", "RACTGate", ("scale", "bias")),
-    ("learned RA weight", "AttentionCore", ("ra_logit",)),
-    ("KVSplice scale and shift", "KVSplice", ("s", "t")),
-)
-
-
-def mechanism_params(model) -> dict[str, dict[str, torch.Tensor]]:
-    """what -> {parameter name: tensor} for every movable mechanism the model has."""
-    out: dict[str, dict[str, torch.Tensor]] = {}
-    for mod_name, mod in model.named_modules():
-        for what, cls_name, names in MOVABLE:
-            if type(mod).__name__ != cls_name:
-                continue
-            for n in names:
-                p = getattr(mod, n, None)
-                if isinstance(p, torch.nn.Parameter):
-                    out.setdefault(what, {})[f"{mod_name}.{n}"] = p
-    return out
-
-
-def snapshot(model) -> dict[str, dict[str, torch.Tensor]]:
-    """The mechanism parameters' values now (call at build time, before training)."""
-    return {
-        what: {n: p.detach().clone() for n, p in ps.items()}
-        for what, ps in mechanism_params(model).items()
-    }
-
-
 # ---------------------------------------------------------------- the checks
 
 
@@ -225,30 +170,6 @@ def check_sparsity(reached: float, target: float) -> Check:
         abs(reached - target) <= SPARSITY_TOL,
         f"{reached:.2%} reached, target {target:.0%} (within {SPARSITY_TOL:.0%})",
     )
-
-
-def check_moved(initial: dict, model) -> list[Check]:
-    """One check per mechanism: its parameters' mean absolute change from `initial`."""
-    now = mechanism_params(model)
-    out = []
-    for what, before in initial.items():
-        drifts = []
-        for name, p0 in before.items():
-            p = now.get(what, {}).get(name)
-            if p is None:
-                drifts.append(0.0)
-                continue
-            drifts.append(float((p.detach().float().cpu() - p0.float().cpu()).abs().mean()))
-        least = min(drifts) if drifts else 0.0
-        out.append(
-            Check(
-                f"{what} moved",
-                least > MOVED_TOL,
-                f"smallest mean abs change over {len(drifts)} tensors {least:.2g} "
-                f"(needs > {MOVED_TOL:g})",
-            )
-        )
-    return out
 
 
 def check_learned(val_loss: float | None, entropy: float) -> Check:
@@ -311,10 +232,3 @@ def compare(values: list[float], reference: list[float], lower_is_better: bool =
     if abs(diff) <= 2 * noise:
         return "not resolved"
     return "better" if (diff < 0) == lower_is_better else "worse"
-
-
-def unigram_entropy(tokens) -> float:
-    """Entropy in nats of the tokens' unigram distribution (a model that learned nothing else)."""
-    counts = np.bincount(np.asarray(tokens, dtype=np.int64))
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum())

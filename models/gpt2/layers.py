@@ -17,11 +17,17 @@ import torch.nn.functional as F
 # ---------------------------------------------------------------- helpers
 
 
-def cache_bytes(cache):
-    """Bytes held by the tensors of a model cache (as returned with use_cache=True)."""
+def cache_bytes(cache, parts=None):
+    """Bytes held by the tensors of a model cache (as returned with use_cache=True).
+
+    `parts` limits the sum to those parts of each layer's cache ("attn": the KV
+    cache; "mlp": the cross-token MLP's state); None counts everything.
+    """
     total = 0
     for layer in cache["layers"]:
-        for part in layer.values():
+        for name, part in layer.items():
+            if parts is not None and name not in parts:
+                continue
             for tensor in part.values():
                 total += tensor.numel() * tensor.element_size()
     return total
