@@ -1,5 +1,5 @@
 """The run's figures, 300 DPI PNG: loss curves with seed bands, final losses with error bars,
-quality vs KV-cache bytes."""
+quality vs KV-cache bytes, one line per series."""
 
 from __future__ import annotations
 
@@ -110,4 +110,27 @@ def scatter(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def lines(
+    series: dict[str, list[tuple[float, float]]],
+    path: str,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    log_y: bool = False,
+) -> str:
+    """series: label -> [(x, y)], one line with markers each."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for label, pts in series.items():
+        xs, ys = zip(*pts, strict=True)
+        ax.plot(xs, ys, marker="o", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if log_y:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title)
     return _save(fig, path)

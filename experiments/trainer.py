@@ -33,15 +33,14 @@ import random
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
 
 from experiments.results import JsonlWriter, atomic_write, repair_jsonl
+from experiments.train_config import TrainConfig
 from pruning import schedule
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 class TrainingFailure(RuntimeError):
@@ -53,41 +52,12 @@ class TrainingFailure(RuntimeError):
         self.iteration = iteration
 
 
-@dataclass
-class TrainConfig:
-    max_iters: int = 100
-    time_budget_s: float | None = None
-    batch_size: int = 8
-    grad_accum: int = 1
-    lr: float = 6e-4
-    min_lr: float = 6e-5
-    warmup_iters: int = 10
-    lr_decay_iters: int | None = None  # defaults to max_iters
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = 1.0
-    eval_interval: int = 50
-    eval_iters: int = 10
-    log_interval: int = 1
-    checkpoint_interval: int = 0  # 0: never
-    dtype: str = "float32"
-    compile: bool = False
-    device: str = "cpu"
-    seed: int = 1337
-    progress: bool = True
-    tokens_per_sample: int = 1  # block_size for language models, 1 for images
+class TrainingInterrupted(RuntimeError):
+    """`should_stop` asked the loop to stop; a checkpoint at `iteration` was saved first."""
 
-    def __post_init__(self):
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype {self.dtype!r}: accepted: {', '.join(DTYPES)}")
-        for name in ("max_iters", "batch_size", "grad_accum", "eval_iters"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["betas"] = list(self.betas)
-        return d
+    def __init__(self, iteration: int):
+        super().__init__(f"interrupted at iter {iteration}; checkpoint saved")
+        self.iteration = iteration
 
 
 def lr_at(it: int, cfg: TrainConfig, restarts: tuple[int, int] | None = None) -> float:
@@ -159,7 +129,9 @@ class Trainer:
 
     hooks: objects with any of `after_backward(it)`, `after_step(it)`,
     `metrics() -> dict` (merged into each logged record), `state_dict()` /
-    `load_state_dict()` (saved in checkpoints).
+    `load_state_dict()` (saved in checkpoints). `should_stop`, checked after
+    every iteration, makes the loop save a checkpoint and raise
+    TrainingInterrupted (experiments/run_step.py sets it on SIGTERM).
     """
 
     model: torch.nn.Module
@@ -173,6 +145,7 @@ class Trainer:
     step_name: str = "train"
     dist_info: DistInfo = field(default_factory=DistInfo)
     log: Callable[[str], None] = print
+    should_stop: Callable[[], bool] | None = None
 
     def __post_init__(self):
         self.device = torch.device(self.cfg.device)
@@ -357,9 +330,12 @@ class Trainer:
                     and it < cfg.max_iters
                 ):
                     self.save_checkpoint(it, elapsed)
+                if self.should_stop is not None and self.should_stop() and it < cfg.max_iters:
+                    self.save_checkpoint(it, elapsed)
+                    raise TrainingInterrupted(it)
             final = self._eval_and_record(it, writer)
             evals.append(final)
-        except TrainingFailure:
+        except (TrainingFailure, TrainingInterrupted):
             raise
         except Exception as e:  # noqa: BLE001 - an OOM shows as several exception types
             if _is_oom(e):

@@ -1,0 +1,146 @@
+"""The experiments: each one's steps, enumerated from its declaration at analysis.
+
+An experiment is a name, a reference step, a report and a function that
+lists its steps for a profile. A step is what one action per seed trains or
+measures (experiments/defs.bzl):
+
+  name         its directory and table name ("step08", "MLA", "lenet5-adamw-bitter7-70")
+  aliases      other names --steps accepts for it ("8" for step08)
+  label        what it is, for tables
+  kind         the Python module that builds it (experiments/run_step.py KINDS)
+  program      the step program that runs it (`program_label`): one per kind and
+               model class, so a step's action depends on its own model file only
+  declaration  what the kind module reads: the step's own declaration, never
+               another step's (a change to one step retrains that step alone)
+  dataset      the dataset it reads (data/datasets.bzl), or None
+  seeded       one run per seed of --seeds, or one run in all (a measurement)
+
+The declarations themselves are literals: experiments/ablations/steps.bzl,
+pruning_matrix.bzl, kvsplice_cache.bzl, bench_decode.bzl.
+"""
+
+load("//experiments/ablations:steps.bzl", "RATIO_BASE", "RATIO_STEPS", "VARIANTS")
+load(":bench_decode.bzl", "BENCH_DECODE")
+load(":kvsplice_cache.bzl", "KV_CACHE")
+load(":pruning_matrix.bzl", "ADAM_FAMILY", "CPU_RESNET", "LR", "MATRIX", "MODELS", "SCHEDULE", "SCHEDULE_ITERS", "WEIGHT_DECAY")
+
+def _step(name, label, kind, program, declaration, dataset = None, aliases = [], seeded = True):
+    return struct(
+        name = name,
+        aliases = aliases,
+        label = label,
+        kind = kind,
+        program = program,
+        declaration = declaration,
+        dataset = dataset,
+        seeded = seeded,
+    )
+
+def device_kind(profile):
+    """"cpu" or "cuda": which of a declaration's per-device settings a profile uses."""
+    return "cpu" if profile["device"] == "cpu" else "cuda"
+
+def _gpt2(step_id, spec, variant_prefix, label, profile):
+    variant = VARIANTS[variant_prefix]
+    return {
+        "kind": "gpt2",
+        "program": "gpt2:" + variant["class"],
+        "declaration": {"id": step_id, "step": spec, "variant": variant, "base": RATIO_BASE},
+        "dataset": profile["dataset"],
+        "label": label,
+    }
+
+def ratio_steps(profile):
+    """The 19 RATIO steps: step00 ... step18 (aliases 0 ... 18)."""
+    out = []
+    for i, spec in sorted(RATIO_STEPS.items()):
+        g = _gpt2(i, spec, spec["variant"], "%s: %s" % (spec["variant"], spec["doc"]), profile)
+        out.append(_step(("step0%d" if i < 10 else "step%d") % i, aliases = [str(i)], **g))
+    return out
+
+def variant_steps(profile):
+    """One step per variant prefix (B, RA, ... MLAKV2M), the prefix's class and options
+    on the RATIO base and nothing else (experiments/ablations/registry.py variant_spec)."""
+    out = []
+    for prefix, variant in VARIANTS.items():
+        spec = {"variant": prefix, "options": {}, "pruning": None, "doc": variant["doc"]}
+        out.append(_step(prefix, **_gpt2(-1, spec, prefix, variant["doc"], profile)))
+    return out
+
+def cell_name(model, optimizer, method, sparsity):
+    suffix = "" if method == "none" else "-%d" % int(sparsity * 100 + 0.5)
+    return "%s-%s-%s%s" % (model, optimizer, method, suffix)
+
+def matrix_steps(profile):
+    """The pruning matrix's cells (pruning_matrix.bzl MATRIX) for the profile's device."""
+    kind = device_kind(profile)
+    out = []
+    for model in MATRIX["models"]:
+        settings = MODELS[kind].get(model)
+        if settings == None:
+            continue
+        axes = CPU_RESNET if model == "resnet18" and kind == "cpu" else MATRIX
+        for opt in axes["optimizers"]:
+            for method in axes["methods"]:
+                if method.startswith("bitter") and opt not in ADAM_FAMILY:
+                    continue  # AdamWPrune scores from Adam state; sgd has none
+                for target in ([0.0] if method == "none" else axes["sparsities"]):
+                    label = "%s %s %s" % (model, opt, method)
+                    if method != "none":
+                        label += " %d%%" % int(target * 100 + 0.5)
+                    out.append(_step(
+                        cell_name(model, opt, method, target),
+                        label,
+                        "vision",
+                        "vision",
+                        {
+                            "model": model,
+                            "optimizer": opt,
+                            "method": method,
+                            "target": target,
+                            "settings": settings,
+                            "lr": LR[opt],
+                            "weight_decay": WEIGHT_DECAY,
+                            "schedule": SCHEDULE,
+                            "schedule_iters": SCHEDULE_ITERS,
+                        },
+                        dataset = settings["dataset"],
+                    ))
+    return out
+
+def cache_steps(profile):
+    """One measurement per class of kvsplice_cache.bzl."""
+    out = []
+    for cls in KV_CACHE["classes"]:
+        declaration = dict(KV_CACHE, **{"class": cls})
+        declaration.pop("classes")
+        out.append(_step(cls, cls, "kv_cache", "kv_cache:" + cls, declaration, seeded = False))
+    return out
+
+def decode_steps(profile):
+    """The decode benchmark, one measurement (bench_decode.bzl)."""
+    args = BENCH_DECODE[device_kind(profile)]
+    return [_step("decode", "K16/V8 decode bandwidth", "decode", "decode", {"args": args}, seeded = False)]
+
+# How each experiment's summary ranks and compares its steps (experiments/report.py REPORTS).
+EXPERIMENTS = {
+    "gpt2_ratio_ablation": struct(steps = ratio_steps, reference = "step00", report = "language"),
+    "gpt2_variants": struct(steps = variant_steps, reference = "B", report = "language"),
+    "pruning_matrix": struct(steps = matrix_steps, reference = None, report = "classifier"),
+    "kvsplice_cache": struct(steps = cache_steps, reference = None, report = "kv_cache"),
+    "bench_decode": struct(steps = decode_steps, reference = None, report = "decode"),
+}
+
+# The model classes of the GPT-2 zoo that a step program is built for.
+GPT2_CLASSES = sorted({v["class"]: None for v in VARIANTS.values()}.keys())
+
+def program_keys():
+    """Every step program: a kind, and for GPT-2 kinds the model class."""
+    keys = ["gpt2:" + c for c in GPT2_CLASSES]
+    keys += ["kv_cache:" + c for c in KV_CACHE["classes"]]
+    return keys + ["vision", "decode"]
+
+def program_label(key):
+    """The py_binary of a step program: //experiments:run_gpt2_mla for "gpt2:GPT2_MLA"."""
+    kind, _, cls = key.partition(":")
+    return "//experiments:run_" + kind + ("_" + cls.lower() if cls else "")
