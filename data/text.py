@@ -45,14 +45,16 @@ def dataset_dir(name: str, data_dir: str | None = None) -> str:
     """Returns the directory of dataset `name`, or raises naming the command that prepares it."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
-    candidates = []
-    root = data_dir or os.environ.get("KNLP_DATA_DIR")
-    if root:
-        candidates.append(os.path.join(root, name))
-    # Bazel runfiles (bazel run/test) place the build output next to this module.
-    candidates.append(os.path.join(HERE, name))
-    # A plain `pytest`/`python` from the worktree root after `bazel build //data:<name>`.
-    candidates.append(os.path.join(HERE, "..", "bazel-bin", "data", name))
+    if data_dir:  # a run's action names its dataset's directory: nowhere else counts
+        candidates = [os.path.join(data_dir, name)]
+    else:
+        candidates = []
+        if os.environ.get("KNLP_DATA_DIR"):
+            candidates.append(os.path.join(os.environ["KNLP_DATA_DIR"], name))
+        # Bazel runfiles (bazel run/test) place the build output next to this module.
+        candidates.append(os.path.join(HERE, name))
+        # A plain `pytest`/`python` from the worktree root after `bazel build //data:<name>`.
+        candidates.append(os.path.join(HERE, "..", "bazel-bin", "data", name))
     for c in candidates:
         if all(os.path.exists(os.path.join(c, f)) for f in ("train.bin", "val.bin", "meta.json")):
             return os.path.abspath(c)

@@ -69,7 +69,16 @@ def _matches(pattern, name):
     return pos <= len(name) - len(parts[-1])
 
 def select_steps(steps, text, experiment):
-    """The steps --steps names, in the order given ("all": every step, in declared order)."""
+    """The steps --steps names, in the order given.
+
+    Args:
+      steps: the experiment's steps (experiments/experiments.bzl).
+      text: the --steps value: "all", or names, aliases and `*` patterns, comma-separated.
+      experiment: the experiment's name, for the error.
+
+    Returns:
+      The chosen steps; "all" gives every step in declared order.
+    """
     if text in ("", "all"):
         return steps
     chosen = []
@@ -166,7 +175,7 @@ def _run_action(ctx, settings, step, seed, profile, programs, data, venv_info):
         run = run,
         step = step.name,
         seed = seed,
-        files = dict({f.basename: f for f in outputs}, **{"spec.json": spec}),
+        files = dict({f.basename: f for f in outputs}, **{"spec.json": spec, "inputs.txt": inputs_list}),
     )
 
 def _experiment_impl(ctx):

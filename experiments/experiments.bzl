@@ -51,7 +51,14 @@ def _gpt2(step_id, spec, variant_prefix, label, profile):
     }
 
 def ratio_steps(profile):
-    """The 19 RATIO steps: step00 ... step18 (aliases 0 ... 18)."""
+    """The 19 RATIO steps: step00 ... step18 (aliases 0 ... 18).
+
+    Args:
+      profile: the profile's entry of experiments/profiles.bzl.
+
+    Returns:
+      The steps, as _step structs.
+    """
     out = []
     for i, spec in sorted(RATIO_STEPS.items()):
         g = _gpt2(i, spec, spec["variant"], "%s: %s" % (spec["variant"], spec["doc"]), profile)
@@ -59,8 +66,17 @@ def ratio_steps(profile):
     return out
 
 def variant_steps(profile):
-    """One step per variant prefix (B, RA, ... MLAKV2M), the prefix's class and options
-    on the RATIO base and nothing else (experiments/ablations/registry.py variant_spec)."""
+    """One step per variant prefix (B, RA, ... MLAKV2M).
+
+    Each trains the prefix's class and options on the RATIO base and nothing
+    else (experiments/ablations/registry.py variant_spec).
+
+    Args:
+      profile: the profile's entry of experiments/profiles.bzl.
+
+    Returns:
+      The steps, as _step structs.
+    """
     out = []
     for prefix, variant in VARIANTS.items():
         spec = {"variant": prefix, "options": {}, "pruning": None, "doc": variant["doc"]}
@@ -72,7 +88,14 @@ def cell_name(model, optimizer, method, sparsity):
     return "%s-%s-%s%s" % (model, optimizer, method, suffix)
 
 def matrix_steps(profile):
-    """The pruning matrix's cells (pruning_matrix.bzl MATRIX) for the profile's device."""
+    """The pruning matrix's cells (pruning_matrix.bzl MATRIX) for the profile's device.
+
+    Args:
+      profile: the profile's entry of experiments/profiles.bzl.
+
+    Returns:
+      The steps, as _step structs.
+    """
     kind = device_kind(profile)
     out = []
     for model in MATRIX["models"]:
@@ -108,8 +131,15 @@ def matrix_steps(profile):
                     ))
     return out
 
-def cache_steps(profile):
-    """One measurement per class of kvsplice_cache.bzl."""
+def cache_steps(profile):  # @unused: every experiment's steps take the profile
+    """One measurement per class of kvsplice_cache.bzl.
+
+    Args:
+      profile: the profile's entry of experiments/profiles.bzl.
+
+    Returns:
+      The steps, as _step structs.
+    """
     out = []
     for cls in KV_CACHE["classes"]:
         declaration = dict(KV_CACHE, **{"class": cls})

@@ -55,7 +55,7 @@ GONE = {
     "no-progress": "runs log to their log.txt; Bazel shows the running ones",
     "list": "the steps are listed by `bazel run //experiments:list_steps`",
 }
-RUN_FILES = ("result.json", "metrics.jsonl", "log.txt", "model.pt", "spec.json")
+RUN_FILES = ("result.json", "metrics.jsonl", "log.txt", "model.pt", "spec.json", "inputs.txt")
 
 
 class InstallError(Exception):
@@ -64,10 +64,11 @@ class InstallError(Exception):
 
 def refuse_old_flags(argv: list[str], target: str) -> str | None:
     """One line for a run setting or removed flag given after `--`, or None."""
-    for arg in argv:
+    for i, arg in enumerate(argv):
         name = arg[2:].split("=", 1)[0] if arg.startswith("--") else None
         if name in MOVED:
-            value = arg.split("=", 1)[1] if "=" in arg else "VALUE"
+            following = argv[i + 1] if i + 1 < len(argv) else "VALUE"
+            value = arg.split("=", 1)[1] if "=" in arg else following
             return (
                 f"--{name} is a build setting now: give it before `--`, as in "
                 f"`bazel run {target} --{name}={value}` (experiments/README.md)"
@@ -77,7 +78,7 @@ def refuse_old_flags(argv: list[str], target: str) -> str | None:
     return None
 
 
-def parse_args(argv: list[str]):
+def parse_args(argv: list[str], known_only: bool = False):
     """The launcher's `--experiment FILE --report DIR`, then the user's flags."""
     ap = argparse.ArgumentParser(
         prog="bazel run //experiments:<experiment> --",
@@ -88,7 +89,7 @@ def parse_args(argv: list[str]):
     ap.add_argument("--results-dir", help="results root (default: <checkout>/results)")
     ap.add_argument("--run-id", help="install under this run id instead of the derived one")
     ap.add_argument("--strict", action="store_true", help="exit 1 if a research check fails")
-    return ap.parse_args(argv)
+    return ap.parse_known_args(argv)[0] if known_only else ap.parse_args(argv)
 
 
 def same_file(src: str, dest: str) -> bool:
@@ -244,13 +245,13 @@ def verdict(summary_md: str) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    decl = read_json(args.experiment)
+    decl = read_json(parse_args(argv, known_only=True).experiment)
     user_argv = argv[4:]  # after the launcher's --experiment FILE --report DIR
     line = refuse_old_flags(user_argv, decl["target"])
     if line:
         print(f"knlp: {line}", file=sys.stderr)
         return 2
+    args = parse_args(argv)
     root = args.results_dir or os.path.join(workspace_dir(), "results")
     summary = Summary.from_dict(read_json(os.path.join(args.report, "summary.json")), args.report)
     dest = os.path.join(root, decl["experiment"], args.run_id or summary.run_id)

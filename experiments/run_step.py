@@ -17,7 +17,8 @@ It writes into --out:
 directory of the checkpoint store (experiments/store.py), keyed by the digest
 of its inputs (experiments/digest.py), so a run killed in the middle resumes
 from its last checkpoint when the same action runs again; SIGTERM (Bazel's
-Ctrl-C) saves a checkpoint at once.
+Ctrl-C) saves a checkpoint at once, and so does the death of the Bazel server
+that started it (`watch_ancestors`).
 
 A failure that the same inputs would repeat is a result: a NaN loss, or a
 declaration that cannot build, ends with result.json's status "failed" and
@@ -34,6 +35,7 @@ import importlib
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 
@@ -49,8 +51,45 @@ KINDS = {
 }
 
 
-class Interrupted(Exception):
-    """SIGTERM: stop at the next iteration with a checkpoint."""
+def parent_of(pid: int) -> int | None:
+    """The parent pid of `pid` (from /proc), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def ancestors() -> list[tuple[int, int]]:
+    """(pid, parent pid) of every ancestor of this process below init."""
+    chain, pid = [], os.getpid()
+    while True:
+        parent = parent_of(pid)
+        if not parent or parent <= 1:
+            return chain
+        chain.append((pid, parent))
+        pid = parent
+
+
+def watch_ancestors(on_gone, interval: float = 1.0) -> threading.Thread:
+    """Calls `on_gone()` once any ancestor of this process dies (its child is re-parented).
+
+    Killing the Bazel server (or a remote worker) leaves its actions running
+    with no one to take their outputs; a run that notices stops with a
+    checkpoint, so the next build resumes it instead of racing it.
+    """
+    chain = ancestors()
+
+    def watch():
+        while True:
+            time.sleep(interval)
+            if any(parent_of(pid) != parent for pid, parent in chain):
+                on_gone()
+                return
+
+    t = threading.Thread(target=watch, name="watch-ancestors", daemon=True)
+    t.start()
+    return t
 
 
 class Log:
@@ -143,6 +182,7 @@ class Run:
         try:
             self.runtime = gpu_runtime.apply(self.profile.gpu_runtime)
             signal.signal(signal.SIGTERM, self._on_sigterm)
+            watch_ancestors(self._on_orphaned)
             self.log(
                 f"{self.spec.label} ({self.spec.kind}, profile {self.profile.name}, seed "
                 f"{self.spec.seed}), inputs {self.digest[:12]}, live log {store.log}"
@@ -169,7 +209,11 @@ class Run:
         print(f"{self.spec.run}: {msg}", file=sys.stderr, flush=True)
 
     def _on_sigterm(self, signum, frame) -> None:
-        self.stop = True
+        self.stop = "SIGTERM"
+
+    def _on_orphaned(self) -> None:
+        self.log("the build that started this run is gone; stopping at the next iteration")
+        self.stop = "the build's end"
 
     def _run(self) -> int:
         kind = importlib.import_module(KINDS[self.spec.kind])
@@ -201,14 +245,15 @@ class Run:
             step_name=self.spec.run,
             dist_info=self.info,
             log=self.log,
-            should_stop=lambda: self.stop,
+            should_stop=lambda: bool(self.stop),
         )
         try:
             result = trainer.fit()
         except TrainingInterrupted as e:
+            self.log(f"stopped by {self.stop} at iter {e.iteration}; checkpoint saved")
             print(
-                f"run_step: {self.spec.run}: stopped by SIGTERM at iter {e.iteration}; the "
-                f"checkpoint is kept in {self.store.dir}; build again to resume",
+                f"run_step: {self.spec.run}: stopped by {self.stop} at iter {e.iteration}; "
+                f"the checkpoint is kept in {self.store.dir}; build again to resume",
                 file=sys.stderr,
             )
             return 1

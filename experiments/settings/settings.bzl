@@ -41,7 +41,14 @@ int_setting = rule(
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def duration_seconds(text):
-    """'90', '90s', '30m', '2h' -> seconds (an int), or None when the text is not a duration."""
+    """The seconds a wall-time budget names.
+
+    Args:
+      text: "90", "90s", "30m", "2h" or "1d".
+
+    Returns:
+      The seconds as an int, or None when `text` is not a duration.
+    """
     unit = text[-1:] if text[-1:] in "smhd" else ""
     number = text[:len(text) - len(unit)]
     if not number.isdigit() or int(number) <= 0:
