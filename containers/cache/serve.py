@@ -21,6 +21,7 @@ the current user in the foreground and stops it when the `with` block ends.
 
 import argparse
 import base64
+import ctypes
 import getpass
 import grp
 import hashlib
@@ -58,6 +59,8 @@ HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 HTPASSWD_ROUNDS = 5000
 # htpasswd schemes nginx reads that are cheap to brute-force from a leaked file.
 WEAK_SCHEMES = ("{SSHA}", "{SHA}", "{PLAIN}")
+# prctl(2): the signal a process gets when the thread that forked it exits.
+PR_SET_PDEATHSIG = 1
 
 
 class CacheError(Exception):
@@ -500,6 +503,28 @@ def _socket_path(run_dir):
     return Path(tempfile.mkdtemp(prefix="knlp-cache-")) / "verify.sock"
 
 
+def _stopped_with_parent():
+    """A preexec_fn that makes the kernel send the child SIGTERM (nginx: stop master
+    and workers) when the thread that started it ends, however it ends.
+
+    serve.py stops nginx itself on SIGTERM and SIGINT; this covers SIGKILL, an
+    OOM kill or a crash, after which nginx would otherwise keep the port and
+    the pid file with no verifier behind it. Linux only (prctl).
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    parent = os.getpid()
+
+    def preexec():
+        # Runs in the child between fork and exec: prepared above, it only calls.
+        if prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
 def _running_nginx(pid_file):
     """The pid in `pid_file` if that process is alive and is an nginx, else None."""
     try:
@@ -517,6 +542,9 @@ class CacheServer:
         cache.url          # http://127.0.0.1:PORT/knlp
 
     `users` (name -> password) replaces `root/htpasswd`; None keeps the file there.
+    nginx stops when the thread that called start() ends, even if it is killed
+    (`_stopped_with_parent`), so start it from a thread that outlives the server
+    (the main thread does).
     """
 
     def __init__(
@@ -586,6 +614,7 @@ class CacheServer:
             [nginx, "-p", str(self.root), "-c", str(conf), "-e", str(self.root / "log/error.log")],
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_stopped_with_parent(),
         )
         log.close()
         if not _wait_listening(self.host, self.port, self.proc, timeout):

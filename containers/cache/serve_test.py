@@ -363,31 +363,61 @@ def _nginx_pids(master):
     return pids
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_nginx(tmp_path, sig):
-    (tmp_path / "htpasswd").write_text(serve.htpasswd_line("writer", "pw"))
+def _serve_py_run(root):
+    """`serve.py run` on a free port: (its process, the port, the nginx master and
+    workers' pids), once nginx has started its worker."""
+    (root / "htpasswd").write_text(serve.htpasswd_line("writer", "pw"))
     port = serve.free_port()
     proc = subprocess.Popen(
-        [sys.executable, serve.__file__, "run", "--root", str(tmp_path)]
+        [sys.executable, serve.__file__, "run", "--root", str(root)]
         + ["--listen", f"127.0.0.1:{port}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    pid_file = tmp_path / "run" / "nginx.pid"
-    pids = []
+    pid_file = root / "run" / "nginx.pid"
     try:
         assert _wait_for(lambda: pid_file.exists() and pid_file.read_text().strip()), "no pid"
         assert _wait_for(lambda: len(_nginx_pids(int(pid_file.read_text()))) > 1), "no worker"
-        pids = _nginx_pids(int(pid_file.read_text()))
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, port, _nginx_pids(int(pid_file.read_text()))
+
+
+def _kill_left_over(proc, pids):
+    proc.kill()
+    proc.wait()
+    for pid in pids:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_nginx(tmp_path, sig):
+    proc, _, pids = _serve_py_run(tmp_path)
+    try:
         proc.send_signal(sig)
         assert proc.wait(timeout=15) == 0, proc.stdout.read()
         assert _wait_for(lambda: not any(_alive(p) for p in pids)), f"left running: {pids}"
     finally:
-        proc.kill()
-        for pid in pids:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        _kill_left_over(proc, pids)
+
+
+def test_nginx_does_not_outlive_a_killed_serve_py(tmp_path):
+    proc, port, pids = _serve_py_run(tmp_path)
+    try:
+        proc.kill()  # SIGKILL: serve.py cannot stop nginx itself
+        proc.wait()
+        assert _wait_for(
+            lambda: not any(_alive(p) for p in pids), timeout=5
+        ), f"nginx left running: {[p for p in pids if _alive(p)]}"
+        with socket.socket() as s:
+            # As nginx binds: a closed connection's TIME_WAIT does not hold the port.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))  # OSError while anything still listens there
+    finally:
+        _kill_left_over(proc, pids)
 
 
 def _pid_in(pid_file):
