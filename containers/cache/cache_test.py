@@ -71,7 +71,26 @@ def http(method, url, body=None, auth=None):
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as e:
-        return e.code, b""
+        return e.code, e.read()
+
+
+def put_without_an_output(server, auth):
+    """Uploads an action result Bazel wrote again, first with an output file it
+    names moved out of cas/, then with the file back: the two (status, body)."""
+    for entry in sorted((server.data_dir / "ac").iterdir()):
+        result = entry.read_bytes()
+        outputs = [b for b in serve.named_blobs(result) if b[0].startswith("output file")]
+        if outputs:
+            break
+    blob = server.data_dir / "cas" / outputs[0][1]
+    aside = blob.with_name("aside")
+    url = f"{server.url}/ac/{entry.name}"
+    blob.rename(aside)
+    try:
+        without = http("PUT", url, result, auth)
+    finally:
+        aside.rename(blob)
+    return without, http("PUT", url, result, auth)
 
 
 def labels(spawns):
@@ -127,6 +146,9 @@ def scenario(tmp_path_factory):
         an_entry = next((server.data_dir / "cas").iterdir()).name
         results["anonymous_get"] = http("GET", f"{server.url}/cas/{an_entry}")[0]
         results["anonymous_delete"] = http("DELETE", f"{server.url}/cas/{an_entry}")[0]
+        results["without_an_output"], results["with_the_output"] = put_without_an_output(
+            server, serve.basic_auth_header(*credentials)
+        )
 
         server.stop()
         nested.run_bazel(b, user_root, "clean", [])
@@ -190,6 +212,14 @@ def test_unauthenticated_writes_are_refused(scenario):
     assert scenario["wrong_password_put"] == 401
     assert scenario["anonymous_delete"] == 401
     assert scenario["anonymous_get"] == 200
+
+
+def test_action_result_needs_its_outputs_in_cas(scenario):
+    # Every entry Bazel uploaded was stored (test_first_checkout_builds_cold_and_uploads),
+    # empty stdout and stderr included; one of them whose output file is gone is refused.
+    status, reason = scenario["without_an_output"]
+    assert status == 400 and b"which cas/ does not hold" in reason, reason
+    assert scenario["with_the_output"][0] == 204  # stored before: replaced, not new
 
 
 def test_build_succeeds_with_the_cache_stopped(scenario):

@@ -11,8 +11,9 @@ nginx temp files, the verifier's socket), `log/` and `htpasswd`. Reads are
 anonymous and served by nginx from disk; writes need a user from `htpasswd`
 (SHA-512 crypt lines) and nginx hands them to the verifier in this process,
 which stores a body only if it is what its name says: a `cas/` body whose
-sha256 is its name, an `ac/` body that parses as a Bazel `ActionResult`
-(containers/README.md, "The shared cache").
+sha256 is its name, an `ac/` body that parses as a Bazel `ActionResult` and
+names only blobs that `cas/` already holds (containers/README.md, "The shared
+cache").
 
 The integration test and the benchmark use `CacheServer`, which starts nginx as
 the current user in the foreground and stops it when the `with` block ends.
@@ -20,6 +21,7 @@ the current user in the foreground and stops it when the `with` block ends.
 
 import argparse
 import base64
+import ctypes
 import getpass
 import grp
 import hashlib
@@ -57,6 +59,8 @@ HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 HTPASSWD_ROUNDS = 5000
 # htpasswd schemes nginx reads that are cheap to brute-force from a leaked file.
 WEAK_SCHEMES = ("{SSHA}", "{SHA}", "{PLAIN}")
+# prctl(2): the signal a process gets when the thread that forked it exits.
+PR_SET_PDEATHSIG = 1
 
 
 class CacheError(Exception):
@@ -185,32 +189,49 @@ def _wait_listening(host, port, proc, timeout):
 #
 # An `ac/` entry is a serialized build.bazel.remote.execution.v2.ActionResult.
 # The schemas below name, per message, the fields it may hold: field number ->
-# (wire type, what the value must be). A value that is itself a message is
-# checked against its schema; "hex" is a digest's sha256, "str" UTF-8 text.
+# (wire type, what the value must be, how often it may occur). A value that is
+# itself a message is checked against its schema; "hex" is a digest's sha256,
+# "str" UTF-8 text. A field marked ONCE may not repeat: protobuf would merge the
+# repeats, so a reader could see another digest than the one checked here.
 # Messages marked open accept fields they do not name (newer Bazel versions add
 # some) as long as those are well-formed.
 
 _VARINT, _LEN = 0, 2
+ONCE, MANY = "once", "many"
 _ANY = ({}, True)
-_DIGEST = ({1: (_LEN, "hex"), 2: (_VARINT, None)}, True)
-_OUTPUT_FILE = ({1: (_LEN, "str"), 2: (_LEN, _DIGEST), 4: (_VARINT, None)}, True)
-_OUTPUT_DIRECTORY = ({1: (_LEN, "str"), 3: (_LEN, _DIGEST)}, True)
+_DIGEST = ({1: (_LEN, "hex", ONCE), 2: (_VARINT, None, ONCE)}, True)
+_OUTPUT_FILE = (
+    {1: (_LEN, "str", ONCE), 2: (_LEN, _DIGEST, ONCE), 4: (_VARINT, None, ONCE)},
+    True,
+)
+_OUTPUT_DIRECTORY = ({1: (_LEN, "str", ONCE), 3: (_LEN, _DIGEST, ONCE)}, True)
 _ACTION_RESULT = (
     {
-        2: (_LEN, _OUTPUT_FILE),
-        3: (_LEN, _OUTPUT_DIRECTORY),
-        4: (_VARINT, None),  # exit_code
-        5: (_LEN, None),  # stdout_raw
-        6: (_LEN, _DIGEST),
-        7: (_LEN, None),  # stderr_raw
-        8: (_LEN, _DIGEST),
-        9: (_LEN, _ANY),  # execution_metadata
-        10: (_LEN, _ANY),  # output_file_symlinks
-        11: (_LEN, _ANY),  # output_directory_symlinks
-        12: (_LEN, _ANY),  # output_symlinks
+        2: (_LEN, _OUTPUT_FILE, MANY),
+        3: (_LEN, _OUTPUT_DIRECTORY, MANY),
+        4: (_VARINT, None, ONCE),  # exit_code
+        5: (_LEN, None, ONCE),  # stdout_raw
+        6: (_LEN, _DIGEST, ONCE),  # stdout_digest
+        7: (_LEN, None, ONCE),  # stderr_raw
+        8: (_LEN, _DIGEST, ONCE),  # stderr_digest
+        9: (_LEN, _ANY, ONCE),  # execution_metadata
+        10: (_LEN, _ANY, MANY),  # output_file_symlinks
+        11: (_LEN, _ANY, MANY),  # output_directory_symlinks
+        12: (_LEN, _ANY, MANY),  # output_symlinks
     },
     False,
 )
+# An output directory's Tree (a cas/ blob): its root Directory and the
+# Directories below it, each with the files it holds.
+_FILE_NODE = (
+    {1: (_LEN, "str", ONCE), 2: (_LEN, _DIGEST, ONCE), 4: (_VARINT, None, ONCE)},
+    True,
+)
+_DIRECTORY = ({1: (_LEN, _FILE_NODE, MANY), 2: (_LEN, _ANY, MANY), 3: (_LEN, _ANY, MANY)}, True)
+_TREE = ({1: (_LEN, _DIRECTORY, ONCE), 2: (_LEN, _DIRECTORY, MANY)}, True)
+# The blob of zero bytes. Bazel names it (an action's empty stdout) but never
+# uploads it, since its content is known; it counts as stored.
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 def _varint(data, i):
@@ -251,14 +272,18 @@ def _fields(data):
 
 def _check_message(data, schema, where):
     fields, open_ = schema
+    seen = set()
     for number, wire, value in _fields(data):
         if number not in fields:
             if open_:
                 continue
             raise ValueError(f"{where} has no field {number}")
-        want, kind = fields[number]
+        want, kind, count = fields[number]
         if wire != want:
             raise ValueError(f"{where} field {number} has wire type {wire}, expected {want}")
+        if count == ONCE and number in seen:
+            raise ValueError(f"{where} field {number} occurs twice; it may occur once")
+        seen.add(number)
         if kind == "hex":
             if not HEX64_RE.match(value.decode("ascii", "replace")):
                 raise ValueError(f"{where} field {number} is not a sha256 digest")
@@ -274,6 +299,89 @@ def check_action_result(data):
         _check_message(bytes(data), _ACTION_RESULT, "ActionResult")
     except (ValueError, UnicodeDecodeError) as e:
         raise CacheError(f"not a Bazel ActionResult protobuf: {e}") from None
+
+
+def _value(message, number, default=b""):
+    """The value of field `number` of a checked message (each ONCE field occurs once)."""
+    return next((v for n, _, v in _fields(message) if n == number), default)
+
+
+def _digest(message, what):
+    """(sha256, size) of a Digest message; CacheError if it has no hash."""
+    sha256 = _value(message, 1).decode()
+    if not sha256:
+        raise CacheError(f"the entry names {what} without a digest")
+    return sha256, _value(message, 2, 0)
+
+
+def named_blobs(result):
+    """(what, sha256, size, is a Tree) of each blob a checked ActionResult names:
+    its output files, each output directory's Tree, stdout and stderr."""
+    blobs = []
+    for number, _, value in _fields(bytes(result)):
+        if number == 2:
+            what = f"output file {_value(value, 1).decode()}"
+            blobs.append((what, *_digest(_value(value, 2), what), False))
+        elif number == 3:
+            what = f"the tree of output directory {_value(value, 1).decode()}"
+            blobs.append((what, *_digest(_value(value, 3), what), True))
+        elif number in (6, 8):
+            what = "stdout" if number == 6 else "stderr"
+            blobs.append((what, *_digest(value, what), False))
+    return blobs
+
+
+def _tree_files(tree, what):
+    """(what, sha256, size) of each file in a Tree blob."""
+    try:
+        _check_message(tree, _TREE, "Tree")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CacheError(f"{what} is not a Bazel Tree protobuf: {e}") from None
+    files = []
+    directories = (value for number, _, value in _fields(tree) if number in (1, 2))
+    for directory in directories:
+        for number, _, node in _fields(directory):
+            if number == 1:
+                file_what = f"file {_value(node, 1).decode()} in {what}"
+                files.append((file_what, *_digest(_value(node, 2), file_what)))
+    return files
+
+
+def _stored_blob(cas_dir, sha256, size, what):
+    """The path of blob `sha256` in `cas_dir` (None for the empty blob).
+
+    CacheError if it is not there or has another size than the digest says.
+    """
+    if sha256 == EMPTY_SHA256 and size == 0:
+        return None
+    path = Path(cas_dir) / sha256
+    try:
+        stored = path.stat().st_size
+    except FileNotFoundError:
+        raise CacheError(
+            f"the entry names {what} (sha256 {sha256}, {size} bytes), which cas/ does not "
+            f"hold; upload every blob an action result names before the result"
+        ) from None
+    if stored != size:
+        raise CacheError(
+            f"the entry names {what} as {size} bytes, but cas/{sha256} holds {stored} bytes"
+        )
+    return path
+
+
+def check_blobs_stored(result, cas_dir):
+    """Raises CacheError unless every blob ActionResult `result` names is in `cas_dir`.
+
+    Those are named_blobs(result) and the files in each output directory's
+    Tree; the empty blob counts as stored. `result` must have passed
+    check_action_result.
+    """
+    for what, sha256, size, is_tree in named_blobs(result):
+        path = _stored_blob(cas_dir, sha256, size, what)
+        if is_tree:
+            tree = path.read_bytes() if path else b""
+            for file_what, file_sha256, file_size in _tree_files(tree, what):
+                _stored_blob(cas_dir, file_sha256, file_size, file_what)
 
 
 def entry_path(data_dir, url_path, prefix):
@@ -316,7 +424,9 @@ def store(data_dir, url_path, prefix, body_stream, length):
         if kind == "cas" and digest.hexdigest() != dest.name:
             raise CacheError(f"body has sha256 {digest.hexdigest()}, not its name {dest.name}")
         if kind == "ac":
-            check_action_result(Path(tmp).read_bytes())
+            result = Path(tmp).read_bytes()
+            check_action_result(result)
+            check_blobs_stored(result, Path(data_dir) / "cas")
         os.chmod(tmp, 0o644)
         dest.parent.mkdir(parents=True, exist_ok=True)
         new = not dest.exists()
@@ -393,6 +503,28 @@ def _socket_path(run_dir):
     return Path(tempfile.mkdtemp(prefix="knlp-cache-")) / "verify.sock"
 
 
+def _stopped_with_parent():
+    """A preexec_fn that makes the kernel send the child SIGTERM (nginx: stop master
+    and workers) when the thread that started it ends, however it ends.
+
+    serve.py stops nginx itself on SIGTERM and SIGINT; this covers SIGKILL, an
+    OOM kill or a crash, after which nginx would otherwise keep the port and
+    the pid file with no verifier behind it. Linux only (prctl).
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    parent = os.getpid()
+
+    def preexec():
+        # Runs in the child between fork and exec: prepared above, it only calls.
+        if prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
 def _running_nginx(pid_file):
     """The pid in `pid_file` if that process is alive and is an nginx, else None."""
     try:
@@ -410,6 +542,9 @@ class CacheServer:
         cache.url          # http://127.0.0.1:PORT/knlp
 
     `users` (name -> password) replaces `root/htpasswd`; None keeps the file there.
+    nginx stops when the thread that called start() ends, even if it is killed
+    (`_stopped_with_parent`), so start it from a thread that outlives the server
+    (the main thread does).
     """
 
     def __init__(
@@ -479,6 +614,7 @@ class CacheServer:
             [nginx, "-p", str(self.root), "-c", str(conf), "-e", str(self.root / "log/error.log")],
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_stopped_with_parent(),
         )
         log.close()
         if not _wait_listening(self.host, self.port, self.proc, timeout):
