@@ -4,7 +4,7 @@
   bazel run --config=cuda //experiments:bench_train -- --profile h100 --steps 0
 
 For each RATIO step it builds the step's model and optimizer exactly as the
-ablation does (experiments/gpt2_common.py), runs --warmup untimed
+ablation's runs do (experiments/gpt2_step.py), runs --warmup untimed
 iterations, then times --iters training iterations (forward, backward,
 optimizer step, with a device synchronize) and prints the median tokens/s
 and its ratio to the first step measured in the same run. On a GPU it also
@@ -17,16 +17,17 @@ turns it off). Figures are medians over iterations, never single runs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
 
 import torch
 
+from experiments import gpt2_step
 from experiments.ablations import registry
-from experiments.gpt2_common import build_gpt2_step
-from experiments.options import RunOptions, pick_device
-from experiments.profiles import parse_steps, resolve
+from experiments.profiles import resolve
+from experiments.record import RunSpec
 from experiments.trainer import Trainer
 
 # bf16 dense tensor-core peak, TFLOP/s, by a substring of torch's device name.
@@ -55,12 +56,48 @@ def flops_per_token(model) -> float:
     return 6 * n + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * cfg.block_size
 
 
+def spec_for(step_id: int, profile) -> RunSpec:
+    """A run of a RATIO step as experiments/defs.bzl declares it (seed 0)."""
+    reg = registry.get()
+    decl = reg.steps[step_id]
+    return RunSpec(
+        experiment="bench_train",
+        step=f"step{step_id:02d}",
+        run=f"step{step_id:02d}-s0",
+        label=decl["doc"],
+        seed=0,
+        kind="gpt2",
+        declaration={
+            "id": step_id,
+            "step": decl,
+            "variant": reg.variants[decl["variant"]],
+            "base": reg.base,
+        },
+        profile=profile.name,
+        profile_declaration={},
+        overrides={},
+    )
+
+
+def pick_device(profile, gpu: int | None) -> str:
+    if profile.device == "cpu":
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"profile {profile.name} needs a GPU, and torch {torch.__version__} sees none; "
+            "use --profile cpu, or build the CUDA/ROCm venv (bazel run --config=cuda ...)"
+        )
+    return f"cuda:{gpu}" if gpu is not None else "cuda"
+
+
 def bench_step(step_id, profile, device, compile_flag, warmup, iters) -> dict:
-    compile_flag = profile.compile if compile_flag is None else compile_flag
-    if profile.threads:  # as a run of the profile trains (experiments/runner.py)
+    if compile_flag is not None:
+        profile = dataclasses.replace(
+            profile, train=dataclasses.replace(profile.train, compile=compile_flag)
+        )
+    if profile.threads:  # as a run of the profile trains (experiments/run_step.py)
         torch.set_num_threads(profile.threads)
-    opts = RunOptions.for_profile(profile, device, seed=0, compile=compile_flag, progress=False)
-    built = build_gpt2_step(registry.step(step_id), opts, device)
+    built = gpt2_step.build(spec_for(step_id, profile), profile, device, None)
     tr = Trainer(
         model=built.model,
         optimizer=built.optimizer,
@@ -68,7 +105,8 @@ def bench_step(step_id, profile, device, compile_flag, warmup, iters) -> dict:
         cfg=built.train_cfg,
         log=lambda m: None,
     )
-    tokens = profile.batch_size * profile.grad_accum * profile.block_size
+    t = profile.train
+    tokens = t.batch_size * t.grad_accum * profile.block_size
     times = []
     for i in range(warmup + iters):
         t0 = time.perf_counter()
@@ -101,16 +139,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         profile = resolve(args.profile)
-        ids = parse_steps(args.steps, [str(i) for i in registry.step_ids()])
-        device = pick_device(profile.device, args.gpu)
-    except (ValueError, RuntimeError) as e:
+        ids = [str(registry.step(part).id) for part in args.steps.split(",")]
+        device = pick_device(profile, args.gpu)
+    except (ValueError, RuntimeError) as e:  # registry.StepError is a ValueError
         print(f"bench_train: {e}", file=sys.stderr)
         return 2
     gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
     peak = peak_for(gpu)
     print(
-        f"profile {profile.name}: {profile.batch_size}x{profile.grad_accum}x"
-        f"{profile.block_size} tokens/iter, {profile.dtype}, device {gpu or 'cpu'}, "
+        f"profile {profile.name}: {profile.train.batch_size}x{profile.train.grad_accum}x"
+        f"{profile.block_size} tokens/iter, {profile.train.dtype}, device {gpu or 'cpu'}, "
         f"median of {args.iters} iterations after {args.warmup} warmup"
     )
     if not gpu:

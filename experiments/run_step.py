@@ -226,13 +226,12 @@ class Run:
         return self._train(kind)
 
     def _train(self, kind) -> int:
-        from experiments.ablations.step import StepError
         from experiments.trainer import Trainer, TrainingFailure, TrainingInterrupted
 
         t0 = time.time()
         try:
             built = kind.build(self.spec, self.profile, self.device, self.args.data_root)
-        except (StepError, ValueError, TypeError, KeyError) as e:
+        except (ValueError, TypeError, KeyError) as e:  # a declaration that cannot build
             return self._record_failure("error", e, None, {})
         trainer = Trainer(
             model=built.model,
