@@ -1,18 +1,24 @@
-"""Imports a finished run into paper/data/<set>/: the only way data reaches the paper.
+"""Imports an installed run into paper/data/<set>/: the only way data reaches the paper.
 
     bazel run //paper:import_results -- results/<experiment>/<run_id> [--name SET] [--allow-dirty]
 
-Copies the run's manifest.json, summary.json and val_curves.csv (where the run
-wrote one) into paper/data/<SET>/, where SET is --name or the manifest's
-`experiment`. It refuses, with one line naming the file and the field or
-value:
+`bazel run //experiments:<experiment>` installs a run into
+results/<experiment>/<run_id>/ (experiments/install.py). This copies its
+manifest.json, summary.json and val_curves.csv (where the run wrote one)
+into paper/data/<SET>/, where SET is --name or the manifest's `experiment`.
+The files are checked as the run record's classes (experiments/record.py
+Manifest and Summary), and the import is refused, with one line naming the
+file and the field or value, for:
 
-  * a manifest missing a field of experiments/results.py REQUIRED_FIELDS;
+  * a manifest missing a field of experiments/record.py REQUIRED_FIELDS, a
+    record of another schema, or a document not of the declared shape;
   * a `git.commit` of null (the run's code is unknown);
   * an unfinished run: no summary.json, or `complete` false (it names the
-    runs that are pending or failed);
+    runs that failed);
   * a run from a modified tree (`git.dirty` true), unless --allow-dirty: the
     paper then marks the data set "dirty tree" in its caption and appendix;
+  * a summary whose runs are not the manifest's `runs` (each run's inputs
+    digest, which the paper's appendix prints);
   * an experiment the paper has no renderer for (paper/render/texgen.py), or
     one that another data set already holds (the paper prints one per
     experiment: import it under that set's name to replace it).
@@ -33,11 +39,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from experiments.results import ResultsError, atomic_write_bytes, get_field, missing_fields
+from experiments.record import SCHEMA, Manifest, RecordError, Summary, missing_fields
+from experiments.results import ResultsError, atomic_write_bytes
 from paper.render.texgen import RENDERERS
 
 FILES = ("manifest.json", "summary.json", "val_curves.csv")  # the last one where present
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 RESERVED = ("provenance",)  # //paper:provenance_tex is the index of all sets
 
 
@@ -57,58 +65,89 @@ def _read_json(path):
     return obj
 
 
+def _record(cls, obj, path):
+    """`obj` as record class `cls` (schema SCHEMA), or ImportRefused naming file and key."""
+    if obj.get("schema") != SCHEMA:
+        raise ImportRefused(
+            f"{path}: schema is {obj.get('schema')!r}; the paper imports records of schema "
+            f"{SCHEMA} (experiments/record.py): rerun the experiment with this tree"
+        )
+    try:
+        return cls.from_dict(obj, str(path))
+    except RecordError as err:
+        raise ImportRefused(str(err)) from None
+
+
 def check_manifest(path, allow_dirty=False):
-    manifest = _read_json(path)
-    if manifest is None:
+    """The run's record.Manifest, or ImportRefused saying why the paper cannot print it."""
+    obj = _read_json(path)
+    if obj is None:
         raise ImportRefused(f"{path} not found: not a run directory of a knlp run target")
-    missing = missing_fields(manifest)
+    missing = missing_fields(obj)
     if missing:
         raise ImportRefused(
             f"{path}: missing field {', '.join(missing)} "
-            "(required by experiments/results.py REQUIRED_FIELDS)"
+            "(required by experiments/record.py REQUIRED_FIELDS)"
         )
-    if get_field(manifest, "git.commit") is None:
+    manifest = _record(Manifest, obj, path)
+    if manifest.git.get("commit") is None:
         raise ImportRefused(
             f"{path}: git.commit is null: the run's code is unknown (not run from a git "
             "checkout); rerun it from one"
         )
-    if get_field(manifest, "git.dirty") and not allow_dirty:
+    if manifest.git.get("dirty") and not allow_dirty:
         raise ImportRefused(
             f"{path}: git.dirty is true: the run was made from a modified tree; commit and "
             "rerun, or pass --allow-dirty (the paper then marks it 'dirty tree')"
         )
-    if manifest["experiment"] not in RENDERERS:
+    bad = [run for run, digest in manifest.runs.items() if not _SHA256.match(str(digest))]
+    if bad or not manifest.runs:
         raise ImportRefused(
-            f"{path}: experiment {manifest['experiment']!r} has no renderer in the paper; "
+            f"{path}: runs must give every run the sha256 of its inputs (64 hex digits); "
+            f"{'got none' if not manifest.runs else 'not one: ' + ', '.join(bad)}"
+        )
+    if manifest.experiment not in RENDERERS:
+        raise ImportRefused(
+            f"{path}: experiment {manifest.experiment!r} has no renderer in the paper; "
             f"accepted: {', '.join(RENDERERS)}"
         )
     return manifest
 
 
 def check_summary(path, manifest):
-    summary = _read_json(path)
-    if summary is None:
+    """The run's record.Summary: finished, and of the manifest's run and runs."""
+    obj = _read_json(path)
+    if obj is None:
         raise ImportRefused(f"{path} not found: the run is unfinished (summary.json is written)")
-    if summary.get("complete") is not True:
+    summary = _record(Summary, obj, path)
+    if summary.complete is not True:
         unfinished = [
-            f"{r.get('run')} ({r.get('status')})"
-            for r in summary.get("runs", [])
-            if isinstance(r, dict) and r.get("status") != "done"
+            f"{r['run']} ({r['status']}{': ' + r['failure'] if r['failure'] else ''})"
+            for r in summary.runs
+            if r["status"] != "done"
         ]
         raise ImportRefused(
-            f"{path}: complete is {json.dumps(summary.get('complete'))}: the run is unfinished; "
+            f"{path}: complete is {json.dumps(summary.complete)}: the run is unfinished; "
             f"not done: {', '.join(unfinished) or 'none listed'}"
         )
     for key in ("experiment", "run_id"):
-        if summary.get(key) != manifest[key]:
+        if getattr(summary, key) != getattr(manifest, key):
             raise ImportRefused(
-                f"{path}: {key} is {summary.get(key)!r}, but manifest.json says {manifest[key]!r}"
+                f"{path}: {key} is {getattr(summary, key)!r}, but manifest.json says "
+                f"{getattr(manifest, key)!r}"
             )
+    runs = {r["run"] for r in summary.runs}
+    if runs != set(manifest.runs):
+        raise ImportRefused(
+            f"{path}: its runs ({', '.join(sorted(runs))}) are not manifest.json's runs "
+            f"({', '.join(sorted(manifest.runs))}); reinstall the run"
+        )
     return summary
 
 
 def import_run(run_dir, data_dir, name=None, allow_dirty=False):
-    """Copies a finished run into data_dir/<name>; returns (dest, the files copied)."""
+    """Copies an installed, finished run into data_dir/<name>; returns (dest, the files
+    copied)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ImportRefused(
@@ -116,7 +155,7 @@ def import_run(run_dir, data_dir, name=None, allow_dirty=False):
         )
     manifest = check_manifest(run_dir / "manifest.json", allow_dirty)
     check_summary(run_dir / "summary.json", manifest)
-    name = name or manifest["experiment"]
+    name = name or manifest.experiment
     if not _NAME.match(str(name)) or name in RESERVED:
         raise ImportRefused(
             f"data set name {name!r} is not accepted: lower-case letters, digits and _, "
@@ -125,9 +164,9 @@ def import_run(run_dir, data_dir, name=None, allow_dirty=False):
     data_dir = Path(data_dir)
     for other in sorted(data_dir.glob("*/manifest.json")):
         theirs = _read_json(other) or {}
-        if other.parent.name != name and theirs.get("experiment") == manifest["experiment"]:
+        if other.parent.name != name and theirs.get("experiment") == manifest.experiment:
             raise ImportRefused(
-                f"{other} already holds a {manifest['experiment']} run and the paper prints one "
+                f"{other} already holds a {manifest.experiment} run and the paper prints one "
                 f"data set per experiment: import with --name {other.parent.name} to replace it"
             )
     files = [f for f in FILES if (run_dir / f).is_file()]

@@ -1,10 +1,10 @@
-"""import_results: copies a finished run atomically, and refuses what the paper cannot print."""
+"""import_results: copies an installed run atomically, and refuses what the paper cannot print."""
 
 import json
 
 import pytest
 
-from experiments.results import REQUIRED_FIELDS
+from experiments.record import REQUIRED_FIELDS
 from paper import import_results as imp
 from paper.render.testdata import decode_run, kv_run, ratio_run
 
@@ -14,8 +14,8 @@ def run_dir(tmp_path, make=ratio_run, **changes):
     (d / "summary.md").write_text("# run")
     (d / "plots").mkdir()
     (d / "plots" / "a.png").write_bytes(b"\x89PNG")
-    (d / "steps").mkdir()
-    (d / "steps" / "metrics.jsonl").write_text("{}\n")
+    (d / "runs" / "step00-s1337").mkdir(parents=True)
+    (d / "runs" / "step00-s1337" / "metrics.jsonl").write_text("{}\n")
     return d
 
 
@@ -103,17 +103,60 @@ def test_unfinished_run_is_refused_naming_the_runs(tmp_path):
 
     def unfinish(s):
         s["complete"] = False
-        s["runs"][1]["status"] = "pending"
-        s["runs"][2]["status"] = "FAILED: nan"
+        s["runs"][1].update(status="failed", failure="nan_loss")
+        s["runs"][2].update(status="failed", failure="error")
 
     edit(d / "summary.json", unfinish)
     with pytest.raises(imp.ImportRefused) as err:
         imp.import_run(d, tmp_path / "data")
     assert f"{d / 'summary.json'}: complete is false" in str(err.value)
-    assert "step00-s1338 (pending), step02-s1337 (FAILED: nan)" in str(err.value)
+    assert "step00-s1338 (failed: nan_loss), step02-s1337 (failed: error)" in str(err.value)
     (d / "summary.json").unlink()
     with pytest.raises(imp.ImportRefused, match=r"summary\.json not found: the run is unfinished"):
         imp.import_run(d, tmp_path / "data")
+    assert not (tmp_path / "data" / "gpt2_ratio_ablation").exists()
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "summary.json"])
+def test_a_record_of_another_schema_is_refused(tmp_path, name):
+    d = run_dir(tmp_path)
+    edit(d / name, lambda obj: obj.update(schema=1))
+    with pytest.raises(imp.ImportRefused, match=f"{name}: schema is 1; the paper imports records"):
+        imp.import_run(d, tmp_path / "data")
+
+
+@pytest.mark.parametrize(
+    "name, change, message",
+    [
+        ("manifest.json", lambda m: m.update(config=None), "config is None, not a dict"),
+        ("manifest.json", lambda m: m.pop("machine"), "missing field machine.device, machine"),
+        ("summary.json", lambda s: s.pop("steps"), "missing key.s. steps of a Summary"),
+        ("summary.json", lambda s: s["checks"].append({"name": "x"}), r"checks\[0\]: missing"),
+    ],
+    ids=["config-null", "no-machine", "no-steps", "bad-check"],
+)
+def test_a_record_not_of_the_declared_shape_is_refused(tmp_path, name, change, message):
+    d = run_dir(tmp_path)
+    edit(d / name, change)
+    with pytest.raises(imp.ImportRefused, match=message) as err:
+        imp.import_run(d, tmp_path / "data")
+    assert str(err.value).startswith(str(d / name)) and "\n" not in str(err.value)
+
+
+def test_every_run_needs_its_inputs_digest(tmp_path):
+    d = run_dir(tmp_path)
+    edit(d / "manifest.json", lambda m: m["runs"].update({"step02-s1338": "not a digest"}))
+    with pytest.raises(imp.ImportRefused, match="sha256 of its inputs .*not one: step02-s1338"):
+        imp.import_run(d, tmp_path / "data")
+    edit(d / "manifest.json", lambda m: m["runs"].pop("step02-s1338"))
+    with pytest.raises(imp.ImportRefused) as err:
+        imp.import_run(d, tmp_path / "data")
+    assert "summary.json: its runs (step00-s1337, step00-s1338, step02-s1337, step02-s1338) " in (
+        str(err.value)
+    )
+    assert "are not manifest.json's runs (step00-s1337, step00-s1338, step02-s1337)" in (
+        str(err.value)
+    )
     assert not (tmp_path / "data" / "gpt2_ratio_ablation").exists()
 
 

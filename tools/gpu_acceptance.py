@@ -12,10 +12,11 @@ one fails (the later ones still run):
    table Bazel's gpu_shared_library uses), for the GPU's architecture;
 2. pytest the test files of the test targets tagged "gpu" in the tree's
    BUILD.bazel files, against that library (KNLP_KERNELS_LIB_DIR);
-3. experiments/bench_decode.py (kernels/bench_decode.py's benchmark, written as a
-   run directory with its manifest) on the seed shapes (GPT-2 and Qwen2.5-7B, batch 1,
-   8, 32, context 2K to 32K): GB/s, fraction of the measured copy bandwidth
-   and ratio to SDPA bf16, side by side;
+3. kernels/bench_decode.py's benchmark, in its own process against that library
+   (`write_bench`: OUTDIR/bench_decode/results.json, results.csv, table.txt), on
+   the seed shapes (GPT-2 and Qwen2.5-7B, batch 1, 8, 32, context 2K to 32K):
+   GB/s, fraction of the measured copy bandwidth and ratio to SDPA bf16, side by
+   side (the recorded run is `bazel run //experiments:bench_decode`);
 4. GPT-2 124M training throughput (bf16, torch.compile, the h100 profile's
    batch) on the Shakespeare tokens carried in tools/gpu_acceptance/shakespeare
    (experiments/bench_train.py's measurement): tokens/s and MFU.
@@ -41,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from experiments.results import atomic_write_text, write_csv  # noqa: E402  (stdlib only)
+from experiments.results import atomic_write_text, dumps, write_csv  # noqa: E402  (stdlib only)
 from tools.bazel.bzl_data import bzl_value  # noqa: E402  (the project's .bzl reader)
 
 TARGETS_BZL = ROOT / "tools/bazel/gpu_targets.bzl"
@@ -203,6 +204,23 @@ def train_step(out_dir):
     return f"{r['tokens_per_s']:,.0f} tokens/s, MFU {mfu}"
 
 
+# Runs write_bench in a fresh interpreter, so the benchmark loads the library just built.
+BENCH_CODE = "import sys; from tools.gpu_acceptance import write_bench; write_bench(*sys.argv[1:])"
+
+
+def write_bench(out_dir, *argv):
+    """Runs kernels/bench_decode.py's benchmark with `argv` and writes its results.json
+    (NaN as null), results.csv and table.txt into `out_dir`."""
+    from kernels import bench_decode as bench
+
+    result = bench.run(bench.parse_args(list(argv)))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.json", dumps(result) + "\n")
+    write_csv(str(out / "results.csv"), list(result["rows"][0]), result["rows"])
+    atomic_write_text(out / "table.txt", bench.table(result) + "\n")
+
+
 def summary(args, arch, steps, extra):
     lines = [
         "# GPU acceptance" + (" (DRY RUN: nothing was measured)" if args.dry_run else ""),
@@ -267,14 +285,7 @@ def main(argv=None):
 
         steps("bench arguments", lambda: str(vars(bench_decode.parse_args(BENCH_ARGS))))
     else:
-        bench_cmd = [
-            sys.executable,
-            "-m",
-            "experiments.bench_decode",
-            *BENCH_ARGS,
-            "--out",
-            bench_out,
-        ]
+        bench_cmd = [sys.executable, "-c", BENCH_CODE, str(bench_out), *BENCH_ARGS]
 
         def bench():
             if run(bench_cmd, log, env=env, timeout=240) != 0:

@@ -90,3 +90,23 @@ def test_without_a_gpu_the_full_run_says_so(tmp_path):
     if proc.returncode == 0:
         pytest.skip("a GPU is visible: the full run belongs on the GPU host, not in the gate")
     assert proc.returncode == 2 and "no GPU visible" in proc.stderr, proc.stderr
+
+
+def test_the_benchmark_step_writes_its_files(tmp_path):
+    # The full run's decode step, as the GPU host runs it, on the CPU smoke test.
+    argv = ["--cpu-smoke", "--models", "gpt2", "--batches", "1", "--contexts", "64"]
+    env = dict(os.environ, PYTHONPATH=str(gpu_acceptance.ROOT))
+    out = tmp_path / "bench_decode"
+    proc = subprocess.run(
+        [sys.executable, "-c", gpu_acceptance.BENCH_CODE, str(out), *argv, "--iters", "3"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=gpu_acceptance.ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads((out / "results.json").read_text())
+    assert [(r["model"], r["batch"], r["context"]) for r in result["rows"]] == [("gpt2", 1, 64)]
+    assert result["copy_gbps"] is None  # the smoke test's NaN, written as null
+    assert (out / "results.csv").read_text().startswith("model,batch,context,")
+    assert "CPU SMOKE TEST" in (out / "table.txt").read_text()

@@ -7,7 +7,8 @@
         --tests experiments/trainer_test.py --ignore-test experiments/equivalence_test.py
 
 Targets are files or package directories relative to the repository root; the
-default is the core of issue 18 (DEFAULT_TARGETS). The tree (tracked files and
+default is the core of issue 18 (DEFAULT_TARGETS; its experiments/results.py is
+now results.py, record.py and provenance.py). The tree (tracked files and
 untracked ones git does not ignore) is copied into a work directory, mutmut
 runs there with one worker, and the tests it runs for a file are the *_test.py
 files next to it unless --tests names others. --max-mutants N checks N mutants
@@ -46,6 +47,8 @@ DEFAULT_TARGETS = (
     "pruning",
     "experiments/trainer.py",
     "experiments/results.py",
+    "experiments/record.py",
+    "experiments/provenance.py",
     "data",
 )
 EQUIVALENT = Path(__file__).resolve().with_name("mutation_equivalent.txt")

@@ -1,13 +1,15 @@
 """Reads an imported run (paper/data/<set>/) and derives what the paper prints from it.
 
-A data set is what paper/import_results.py copied out of a finished run:
-manifest.json (the run record of experiments/results.py), summary.json and,
-for trainer-based runs, val_curves.csv. The renderers (texgen.py,
+A data set is what paper/import_results.py copied out of an installed run:
+manifest.json and summary.json, the run record's documents, and, for
+trained experiments, val_curves.csv. All three are read through the record's
+schema, experiments/record.py (Manifest, Summary, CURVE_COLUMNS), the classes
+the run's installer and report wrote them with. The renderers (texgen.py,
 figures.py) receive a set's files as paths on their command line; this
 module checks them and computes every derived number once, per experiment,
 so a table, its macros and its figure cannot disagree. Every problem (a
-missing file, field, key or column, a value of the wrong kind) raises
-DataError naming the file and what was expected.
+missing file, field, key or column, a value of the wrong kind, a record of
+another schema) raises DataError naming the file and what was expected.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.results import get_field, missing_fields
+from experiments.record import (
+    CURVE_COLUMNS,
+    SCHEMA,
+    Manifest,
+    RecordError,
+    Summary,
+    get_field,
+    missing_fields,
+)
 
 
 class DataError(Exception):
@@ -37,7 +47,8 @@ def pick(files, name, dataset):
     )
 
 
-def load_json(path, required=()):
+def load_json(path):
+    """The JSON object in `path`, or a DataError naming the file."""
     path = Path(path)
     try:
         obj = json.loads(path.read_text())
@@ -47,35 +58,37 @@ def load_json(path, required=()):
         raise DataError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a JSON object at the top, got {type(obj).__name__}")
-    missing = [k for k in required if k not in obj]
-    if missing:
-        raise DataError(f"{path}: missing key(s) {', '.join(missing)}")
     return obj
 
 
-def load_csv(path, columns):
-    """Rows of a CSV as dicts, with `columns` ({name: type}) present and converted."""
+def _optional_int(text):
+    return None if text == "" else int(text)
+
+
+# How val_curves.csv's columns (record.CURVE_COLUMNS) are read; an empty cell is None.
+CURVE_TYPES = {
+    "run": str,
+    "step": str,
+    "seed": _optional_int,
+    "iter": int,
+    "tokens": _optional_int,
+    "val_loss": float,
+}
+
+
+def load_curves(path):
+    """val_curves.csv's rows as dicts, every column of record.CURVE_COLUMNS converted."""
     path = Path(path)
     try:
         with path.open(newline="") as fh:
             reader = csv.DictReader(fh)
             header = reader.fieldnames or []
-            missing = [c for c in columns if c not in header]
+            missing = [c for c in CURVE_COLUMNS if c not in header]
             if missing:
                 raise DataError(
                     f"{path}: missing column(s) {', '.join(missing)}; header is {','.join(header)}"
                 )
-            rows = []
-            for lineno, raw in enumerate(reader, start=2):
-                row = dict(raw)
-                for col, kind in columns.items():
-                    try:
-                        row[col] = kind(raw[col])
-                    except (TypeError, ValueError):
-                        raise DataError(
-                            f"{path}:{lineno}: column {col} = {raw[col]!r} is not a {kind.__name__}"
-                        ) from None
-                rows.append(row)
+            rows = [_curve_row(path, lineno, raw) for lineno, raw in enumerate(reader, start=2)]
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     if not rows:
@@ -83,21 +96,52 @@ def load_csv(path, columns):
     return rows
 
 
+def _curve_row(path, lineno, raw):
+    row = {}
+    for col in CURVE_COLUMNS:
+        convert = CURVE_TYPES[col]
+        try:
+            row[col] = convert(raw[col])
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{path}:{lineno}: column {col} = {raw[col]!r} is not a "
+                f"{getattr(convert, '__name__', 'value').removeprefix('_optional_')}"
+            ) from None
+    return row
+
+
+def _schema(obj, path, kind):
+    if obj.get("schema") != SCHEMA:
+        raise DataError(
+            f"{path}: schema is {obj.get('schema')!r}; the paper reads {kind} records of schema "
+            f"{SCHEMA} (experiments/record.py): rerun the experiment and import it again"
+        )
+
+
 def load_manifest(path):
-    """A run's manifest.json, holding every field of experiments/results.py REQUIRED_FIELDS."""
-    manifest = load_json(path)
-    missing = missing_fields(manifest)
+    """A run's manifest.json as a record.Manifest, holding every record.REQUIRED_FIELDS."""
+    obj = load_json(path)
+    missing = missing_fields(obj)
     if missing:
         raise DataError(
             f"{path}: missing field(s) {', '.join(missing)} "
-            "(experiments/results.py REQUIRED_FIELDS)"
+            "(experiments/record.py REQUIRED_FIELDS)"
         )
-    return manifest
+    _schema(obj, path, "manifest")
+    try:
+        return Manifest.from_dict(obj, str(path))
+    except RecordError as err:
+        raise DataError(str(err)) from None
 
 
-# summary.json's top-level keys (the run record's schema, experiments/summary.py).
-SUMMARY_KEYS = ("schema", "experiment", "run_id", "complete", "metric", "steps", "runs")
-CURVE_COLUMNS = {"run": str, "step": str, "iter": int, "tokens": int, "val_loss": float}
+def load_summary(path):
+    """A run's summary.json as a record.Summary."""
+    obj = load_json(path)
+    _schema(obj, path, "summary")
+    try:
+        return Summary.from_dict(obj, str(path))
+    except RecordError as err:
+        raise DataError(str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -105,44 +149,53 @@ class DataSet:
     """One imported run: its directory name, manifest, summary and (maybe) val curves."""
 
     name: str
-    manifest: dict
-    summary: dict
+    manifest: Manifest
+    summary: Summary
     curves: list | None
     summary_path: str
 
     @property
     def experiment(self) -> str:
-        return self.manifest["experiment"]
+        return self.manifest.experiment
 
     @property
     def run_id(self) -> str:
-        return self.manifest["run_id"]
+        return self.manifest.run_id
 
     @property
     def dirty(self) -> bool:
-        return bool(get_field(self.manifest, "git.dirty"))
+        return bool(self.manifest.git.get("dirty"))
 
     def field(self, dotted, default=None):
-        value = get_field(self.manifest, dotted)
+        """The manifest's value at a dotted path ("machine.gpu"), or `default` where null."""
+        value = get_field(self.manifest.to_dict(), dotted)
         return default if value is None else value
+
+    def require(self, dotted):
+        """The manifest's value at a dotted path; a DataError where it is absent or null."""
+        value = self.field(dotted)
+        if value is None:
+            raise DataError(
+                f"paper/data/{self.name}/manifest.json: {dotted} is missing or null; "
+                f"the {self.experiment} renderer needs it"
+            )
+        return value
 
 
 def load_dataset(name, files, curves=False):
     """The data set `name` from its files; `curves`: val_curves.csv is required."""
     manifest = load_manifest(pick(files, "manifest.json", name))
     summary_path = pick(files, "summary.json", name)
-    summary = load_json(summary_path, SUMMARY_KEYS)
+    summary = load_summary(summary_path)
     for key in ("experiment", "run_id"):
-        if summary[key] != manifest[key]:
+        if getattr(summary, key) != getattr(manifest, key):
             raise DataError(
-                f"{summary_path}: {key} {summary[key]!r} but manifest.json says "
-                f"{manifest[key]!r}; reimport the run with paper/import_results.py"
+                f"{summary_path}: {key} {getattr(summary, key)!r} but manifest.json says "
+                f"{getattr(manifest, key)!r}; reimport the run with paper/import_results.py"
             )
-    if summary["complete"] is not True:
-        raise DataError(
-            f"{summary_path}: complete is {summary['complete']!r}; the run is unfinished"
-        )
-    rows = load_csv(pick(files, "val_curves.csv", name), CURVE_COLUMNS) if curves else None
+    if summary.complete is not True:
+        raise DataError(f"{summary_path}: complete is {summary.complete!r}; the run is unfinished")
+    rows = load_curves(pick(files, "val_curves.csv", name)) if curves else None
     return DataSet(name, manifest, summary, rows, str(summary_path))
 
 
@@ -160,26 +213,30 @@ def finite(values):
 
 # ------------------------------------------------------- gpt2_ratio_ablation
 
-STEP_KEYS = ("step", "label", "runs", "runs_done", "mean", "std", "vs_reference")
 VERDICTS = ("better", "worse", "not resolved")
 
 
 def ratio(ds):
-    """Per step (run order): label, seeds, mean and std of final val loss, verdict, params;
-    and per step the val curve averaged over seeds with its min-max band."""
+    """Per step (summary order): label, seeds, mean and std of final val loss, verdict
+    against the reference step, params; the settings every step ran with; and per step
+    the val curve averaged over seeds with its min-max band."""
     s = ds.summary
-    steps = [
-        need(st, STEP_KEYS, f"{ds.summary_path}: steps[{i}]") for i, st in enumerate(s["steps"])
-    ]
+    steps = s.steps  # each a record.StepRow's fields (Summary.from_dict checked them)
     if not steps:
         raise DataError(f"{ds.summary_path}: no steps")
+    names = [st["step"] for st in steps]
+    if s.reference not in names:
+        raise DataError(
+            f"{ds.summary_path}: the reference step {s.reference!r} is not among the steps "
+            f"({', '.join(names)}); the paper compares every step with it"
+        )
     params = {}
-    for r in s["runs"]:
-        params.setdefault(r.get("step"), r.get("params"))
+    for r in s.runs:
+        params.setdefault(r["step"], r.get("params"))
     for st in steps:
         if st["mean"] is None:
-            raise DataError(f"{ds.summary_path}: step {st['step']} has no mean {s['metric']}")
-        if st is not steps[0] and st["vs_reference"] not in VERDICTS:
+            raise DataError(f"{ds.summary_path}: step {st['step']} has no mean {s.metric}")
+        if st["step"] != s.reference and st["vs_reference"] not in VERDICTS:
             raise DataError(
                 f"{ds.summary_path}: step {st['step']} vs_reference {st['vs_reference']!r}; "
                 f"accepted: {', '.join(VERDICTS)}"
@@ -191,29 +248,43 @@ def ratio(ds):
         step: [(it, statistics.fmean(v), min(v), max(v)) for it, v in sorted(by_iter.items())]
         for step, by_iter in curves.items()
     }
-    unknown = sorted(set(bands) - {st["step"] for st in steps})
+    unknown = sorted(set(bands) - set(names))
     if unknown:
         raise DataError(f"val_curves.csv of {ds.name}: steps {unknown} are not in summary.json")
-    profile = ds.field("config.profile", {})
     return {
         "steps": [dict(st, params=params.get(st["step"])) for st in steps],
-        "entropy": s.get("unigram_entropy"),
-        "profile": profile,
+        "reference": s.reference,
+        "entropy": s.unigram_entropy,
+        "settings": ratio_settings(ds),
         "seeds": max(st["runs"] for st in steps),
         "bands": bands,
     }
 
 
+def ratio_settings(ds):
+    """What every step trained with: the profile's name, size, block and batch
+    (manifest config.profile) and the budget and dataset the runs had (manifest train)."""
+    return {
+        "profile": ds.require("config.profile.name"),
+        "dims": ds.require("config.profile.dims"),
+        "block_size": ds.require("config.profile.block_size"),
+        "batch_size": ds.require("config.profile.batch_size"),
+        "max_iters": ds.require("train.max_iters"),
+        "dataset": ds.require("train.dataset"),
+    }
+
+
 # ------------------------------------------------------------ kvsplice_cache
 
-KV_KEYS = ("run", "tokens", "measured_bytes", "theory_bytes", "bytes_per_token", "rel_error")
+KV_KEYS = ("tokens", "measured_bytes", "theory_bytes", "bytes_per_token", "rel_error")
 
 
 def kv_cache(ds):
     """Per class (run order): bytes per token at the largest T, theory, worst relative
-    error, reduction against the first class; the measured bytes at every T."""
+    error, reduction against the first class; the measured bytes at every T; the preset
+    and dtype every class was measured at."""
     rows = [
-        need(r, KV_KEYS, f"{ds.summary_path}: runs[{i}]") for i, r in enumerate(ds.summary["runs"])
+        need(r, KV_KEYS, f"{ds.summary_path}: runs[{i}]") for i, r in enumerate(ds.summary.runs)
     ]
     if not rows:
         raise DataError(f"{ds.summary_path}: no runs")
@@ -238,24 +309,37 @@ def kv_cache(ds):
     ref = out[0]["bytes_per_token"]
     for c in out:
         c["reduction"] = ref / c["bytes_per_token"]
-    return {"classes": out, "tokens": tokens, "config": ds.field("config", {})}
+    preset, dtype = (declared(ds, key) for key in ("preset", "dtype"))
+    return {"classes": out, "tokens": tokens, "preset": preset, "dtype": dtype}
+
+
+def declared(ds, key):
+    """The value every step's declaration (manifest config.steps) gives `key`."""
+    where = f"paper/data/{ds.name}/manifest.json"
+    steps = ds.require("config.steps")
+    values = {json.dumps((st.get("declaration") or {}).get(key)) for st in steps}
+    if values == {"null"} or not values:
+        raise DataError(f"{where}: no step of config.steps declares {key}")
+    if len(values) > 1:
+        raise DataError(
+            f"{where}: the steps of config.steps declare {key} as {', '.join(sorted(values))}; "
+            "the paper prints one"
+        )
+    return json.loads(values.pop())
 
 
 # ------------------------------------------------------------ pruning_matrix
 
-PRUNE_RUN_KEYS = ("step", "status", "test_acc", "sparsity", "target_sparsity")
+PRUNE_RUN_KEYS = ("test_acc", "sparsity", "target_sparsity")
 
 
 def pruning(ds):
     """Per cell (run order): label, mean and std test accuracy over seeds, mean sparsity
     reached and the target; and every done run's (sparsity, accuracy)."""
     s = ds.summary
-    runs = [
-        need(r, PRUNE_RUN_KEYS, f"{ds.summary_path}: runs[{i}]") for i, r in enumerate(s["runs"])
-    ]
+    runs = [need(r, PRUNE_RUN_KEYS, f"{ds.summary_path}: runs[{i}]") for i, r in enumerate(s.runs)]
     cells = []
-    for i, st in enumerate(s["steps"]):
-        need(st, STEP_KEYS, f"{ds.summary_path}: steps[{i}]")
+    for st in s.steps:
         mine = [r for r in runs if r["step"] == st["step"] and r["status"] == "done"]
         if st["mean"] is None or not mine:
             raise DataError(f"{ds.summary_path}: cell {st['step']} has no done run")
@@ -284,15 +368,25 @@ def pruning(ds):
 
 # -------------------------------------------------------------- bench_decode
 
+DECODE_EXTRA = ("measured", "device", "copy_gbps")
 DECODE_KEYS = ("model", "batch", "context", "contig_us", "contig_gbps", "contig_copy_frac")
 
 
 def decode(ds):
-    """`measured` false (a CPU smoke run): nothing to print but that. True: every row."""
-    s = need(ds.summary, ("measured", "device", "copy_gbps"), ds.summary_path)
-    if s["measured"] is not True:
-        return {"measured": False, "device": s["device"]}
-    rows = [need(r, DECODE_KEYS, f"{ds.summary_path}: runs[{i}]") for i, r in enumerate(s["runs"])]
+    """`measured` false (a CPU smoke run): nothing to print but that. True: every row.
+    Whether it measured, on which device, and the copy bandwidth are the summary's `extra`."""
+    s = ds.summary
+    extra = need(s.extra, DECODE_EXTRA, f"{ds.summary_path}: extra")
+    if extra["measured"] is not True:
+        return {"measured": False, "device": extra["device"]}
+    rows = [need(r, DECODE_KEYS, f"{ds.summary_path}: runs[{i}]") for i, r in enumerate(s.runs)]
     if not rows:
         raise DataError(f"{ds.summary_path}: measured is true but there are no runs")
-    return {"measured": True, "device": s["device"], "copy_gbps": s["copy_gbps"], "rows": rows}
+    if extra["copy_gbps"] is None:
+        raise DataError(f"{ds.summary_path}: measured is true but extra.copy_gbps is null")
+    return {
+        "measured": True,
+        "device": extra["device"],
+        "copy_gbps": extra["copy_gbps"],
+        "rows": rows,
+    }

@@ -125,8 +125,8 @@ RENDERERS = {
 def draw(name, files, out):
     manifest = data.load_manifest(data.pick(files, "manifest.json", name))
     where = f"paper/data/{name}/manifest.json"
-    texgen.renderer_of(manifest["experiment"], where)  # the accepted experiments, one list
-    curves = texgen.RENDERERS[manifest["experiment"]].curves
+    texgen.renderer_of(manifest.experiment, where)  # the accepted experiments, one list
+    curves = texgen.RENDERERS[manifest.experiment].curves
     ds = data.load_dataset(name, files, curves=curves)
     size = (WIDE, 2.6) if texgen.RENDERERS[ds.experiment].wide else (WIDTH, 2.3)
     fig, ax = plt.subplots(figsize=size)

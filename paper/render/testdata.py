@@ -1,75 +1,140 @@
-"""Small finished runs, shaped as the run record's spec says, for the paper's tests.
+"""Small installed runs for the paper's tests, built with the run record's own classes.
 
-Each `*_run(directory)` writes manifest.json, summary.json and (for trainer
-runs) val_curves.csv into `directory`, as a run target leaves them under
-results/<experiment>/<run_id>/, and returns the directory. The numbers are
-made up for the tests; the end-to-end test (paper/e2e_test.py) uses a real run.
+Each `*_run(directory, **manifest_changes)` writes manifest.json, summary.json
+and (for trained experiments) val_curves.csv into `directory`, as
+experiments/install.py leaves them under results/<experiment>/<run_id>/, and
+returns the directory. Every document is a class of experiments/record.py
+(Manifest, Summary, StepRow, CURVE_COLUMNS) written with its `to_dict()`, so a
+change of the schema changes the test data with it. `manifest_changes` replace
+Manifest fields (`git={"commit": ..., "dirty": True}`). The numbers and digests
+are made up for the tests; the end-to-end test (paper/e2e_test.py) uses a real
+run.
 """
 
-import copy
-import csv
-import json
+import dataclasses
+import hashlib
 import statistics
 from pathlib import Path
 
-MANIFEST = {
-    "schema": 1,
-    "experiment": None,
-    "run_id": "cpu-1a2b3c4d",
-    "created_utc": "2026-12-03T09:30:00Z",
-    "command": "bazel run //experiments:gpt2_ratio_ablation -- --seeds 2",
-    "argv": ["--seeds", "2"],
-    "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False},
-    "versions": {
-        "python": "3.11.2",
-        "torch": "2.13.0+cpu",
-        "cuda": None,
-        "rocm": None,
-        "numpy": "2.1.0",
-        "lock_sha256": "ab" * 32,
-        "accelerator": "cpu",
-    },
-    "machine": {
-        "device": "cpu",
-        "world_size": 1,
-        "cpu": "Test CPU",
-        "cpu_count": 2,
-        "gpu": None,
-        "gpu_memory_gb": None,
-        "os": "Linux-6.1",
-        "arch": "x86_64",
-    },
-    "config": {},
+from experiments.record import CURVE_COLUMNS, Manifest, StepRow, Summary
+from experiments.results import atomic_write_json, write_csv
+
+RUN_ID = "cpu-1a2b3c4d"
+SEEDS = (1337, 1338)
+
+VERSIONS = {
+    "python": "3.11.2",
+    "torch": "2.13.0+cpu",
+    "cuda": None,
+    "rocm": None,
+    "numpy": "2.1.0",
+    "lock_sha256": "ab" * 32,
+    "accelerator": "cpu",
+}
+MACHINE = {
+    "device": "cpu",
+    "world_size": 1,
+    "cpu": "Test CPU",
+    "cpu_count": 2,
+    "gpu": None,
+    "gpu_memory_gb": None,
+    "os": "Linux-6.1",
+    "arch": "x86_64",
 }
 
+# The cpu profile's declaration as the manifest's config.profile holds it.
 RATIO_PROFILE = {
     "name": "cpu",
-    "dims": {"n_layer": 2, "n_head": 2, "n_embd": 128},
-    "max_iters": 30,
+    "description": "a test profile",
+    "device": "cpu",
+    "gpus": 0,
+    "gpu_target": None,
+    "accelerator": "cpu",
     "dataset": "shakespeare_char",
+    "dims": {"n_layer": 2, "n_head": 2, "n_embd": 128},
+    "threads": 1,
     "block_size": 64,
     "batch_size": 12,
+    "grad_accum": 1,
+    "gpu_runtime": None,
+    "train": {"max_iters": 800, "eval_interval": 400, "eval_iters": 40, "compile": False},
+}
+RATIO_TRAIN = {
+    "effective_batch_tokens": 768,
+    "effective_batch": 12,
+    "max_iters": 30,
+    "time_budget_s": None,
+    "compile": False,
+    "dataset": "shakespeare_char",
+    "eval_protocol": "40 batches of 12x64 every 15 iters",
+    "dtype": "float32",
+    "seed": SEEDS[0],
+    "seeds": list(SEEDS),
 }
 
 
-def manifest(experiment, **changes):
-    m = copy.deepcopy(MANIFEST)
-    m["experiment"] = experiment
-    for key, value in changes.items():
-        m[key] = value
-    return m
+def digest(run):
+    """A made-up inputs digest of a run: 64 hex digits, different per run."""
+    return hashlib.sha256(f"test inputs of {run}".encode()).hexdigest()
 
 
-def write(directory, manifest_, summary, curves=None):
+def manifest(experiment, runs, config, train=None, **changes):
+    """The Manifest of a test run of `experiment` whose runs are `runs` (names)."""
+    m = Manifest(
+        experiment=experiment,
+        run_id=RUN_ID,
+        created_utc="2026-12-03T09:30:00Z",
+        command=f"bazel run //experiments:{experiment} --seeds=2",
+        git={"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False},
+        versions=dict(VERSIONS),
+        machine=dict(MACHINE),
+        train=dict(train or {}),
+        config=config,
+        runs={run: digest(run) for run in runs},
+    )
+    return dataclasses.replace(m, **changes)
+
+
+def config(steps, reference=None, profile=None, declarations=None):
+    """A manifest's config: the profile, the settings and the steps' declarations."""
+    declarations = declarations or {}
+    return {
+        "profile": profile or dict(RATIO_PROFILE),
+        "settings": {"profile": "cpu", "steps": "all", "seeds": len(SEEDS), "seed": SEEDS[0]},
+        "steps": [
+            {"step": s, "label": s, "kind": "test", "declaration": declarations.get(s, {})}
+            for s in steps
+        ],
+        "reference": reference,
+    }
+
+
+def summary(experiment, steps, runs, metric="val_loss", **changes):
+    """The Summary of a test run: `steps` are StepRows, `runs` summary runs rows."""
+    s = Summary(
+        experiment=experiment,
+        run_id=RUN_ID,
+        complete=True,
+        metric=metric,
+        metric_label=metric.replace("_", " "),
+        lower_is_better=metric != "test_acc",
+        reference=None,
+        unigram_entropy=None,
+        steps=[st.to_dict() for st in steps],
+        runs=runs,
+        checks=[],
+    )
+    return dataclasses.replace(s, **changes)
+
+
+def write(directory, manifest_, summary_, curves=None):
+    """The run's files: each record's to_dict(), and val_curves.csv where given."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    (d / "manifest.json").write_text(json.dumps(manifest_, indent=1))
-    (d / "summary.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_json(str(d / "manifest.json"), manifest_.to_dict())
+    atomic_write_json(str(d / "summary.json"), summary_.to_dict())
     if curves is not None:
-        with (d / "val_curves.csv").open("w", newline="") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(["run", "step", "seed", "iter", "tokens", "val_loss"])
-            w.writerows(curves)
+        write_csv(str(d / "val_curves.csv"), CURVE_COLUMNS, curves)
     return d
 
 
@@ -87,71 +152,85 @@ def macros_of(text):
     return out
 
 
-def summary(experiment, steps, runs, metric="val_loss", **extra):
+def run_row(run, step, seed, label, **values):
+    """A summary.json runs row: record.RUN_ROW_KEYS, then the report's own columns."""
     return {
-        "schema": 1,
-        "experiment": experiment,
-        "run_id": MANIFEST["run_id"],
-        "complete": True,
-        "metric": metric,
-        "metric_label": metric.replace("_", " "),
-        "lower_is_better": metric != "test_acc",
-        "unigram_entropy": None,
-        "steps": steps,
-        "runs": runs,
-        "checks": [],
-        **extra,
-    }
+        "run": run, "step": step, "seed": seed, "status": "done", "failure": None,
+        "label": label, **values,
+    }  # fmt: skip
 
 
-def _run(run, step, seed, **values):
-    row = dict.fromkeys(
-        ("final_val_loss", "best_val_loss", "tokens_seen", "wall_s", "params",
-         "kv_bytes_per_token", "sparsity", "target_sparsity", "test_acc", "model_class",
-         "label"),
-    )  # fmt: skip
-    row.update(run=run, step=step, seed=seed, status="done", **values)
-    return row
+# The columns experiments/summary.py gives every trained run's row (RUN_FIELDS).
+TRAINED_COLUMNS = (
+    "final_val_loss", "best_val_loss", "tokens_seen", "wall_s", "params",
+    "kv_bytes_per_token", "sparsity", "target_sparsity", "test_acc", "model_class",
+)  # fmt: skip
+
+
+def trained_row(run, step, seed, label, **values):
+    """A trained run's row: every TRAINED_COLUMNS column, null unless given."""
+    return run_row(run, step, seed, label, **{**dict.fromkeys(TRAINED_COLUMNS), **values})
+
+
+def step_row(step, label, values, vs_reference=None):
+    """A StepRow over a step's seeds."""
+    return StepRow(
+        step=step,
+        label=label,
+        runs=len(values),
+        runs_done=len(values),
+        mean=statistics.fmean(values) if values else None,
+        std=statistics.stdev(values) if len(values) > 1 else None,
+        vs_reference=vs_reference,
+    )
 
 
 def ratio_run(directory, **manifest_changes):
     """Steps step00 (reference) and step02 (better), two seeds each, two evaluations."""
     finals = {"step00": (2.20, 2.22), "step02": (2.10, 2.12)}
     steps, runs, curves = [], [], []
-    for step, (a, b) in finals.items():
-        steps.append(
-            {"step": step, "label": f"{step} label", "runs": 2, "runs_done": 2,
-             "mean": (a + b) / 2, "std": 0.014142,
-             "vs_reference": "reference" if step == "step00" else "better"}
-        )  # fmt: skip
-        for seed, final in zip((1337, 1338), (a, b), strict=True):
+    for step, losses in finals.items():
+        verdict = "reference" if step == "step00" else "better"
+        steps.append(step_row(step, f"{step} label", losses, verdict))
+        for seed, final in zip(SEEDS, losses, strict=True):
             run = f"{step}-s{seed}"
-            runs.append(_run(run, step, seed, final_val_loss=final, params=407552))
-            curves += [(run, step, seed, 15, 11520, final + 1), (run, step, seed, 30, 23040, final)]
-    config = {"profile": RATIO_PROFILE, "seeds": [1337, 1338]}
-    m = manifest("gpt2_ratio_ablation", config=config, **manifest_changes)
-    return write(
-        directory, m, summary("gpt2_ratio_ablation", steps, runs, unigram_entropy=3.3214), curves
+            runs.append(trained_row(run, step, seed, f"{step} label", final_val_loss=final,
+                                    params=407552))  # fmt: skip
+            for it, tokens, loss in ((15, 11520, final + 1), (30, 23040, final)):
+                curves.append(
+                    {"run": run, "step": step, "seed": seed, "iter": it, "tokens": tokens,
+                     "val_loss": loss}
+                )  # fmt: skip
+    experiment = "gpt2_ratio_ablation"
+    m = manifest(
+        experiment,
+        [r["run"] for r in runs],
+        config(list(finals), reference="step00"),
+        RATIO_TRAIN,
+        **manifest_changes,
     )
+    s = summary(experiment, steps, runs, reference="step00", unigram_entropy=3.3214)
+    return write(directory, m, s, curves)
+
+
+KV_DECLARATION = {"preset": "124m", "dtype": "float32", "tokens": [256, 512]}
 
 
 def kv_run(directory, **manifest_changes):
     """GPT2 at 12,288 bytes per token against GPT2_MLA at 2,048: a 6x smaller cache."""
-    runs = []
+    runs, steps = [], []
     for cls, per_token in (("GPT2", 12288), ("GPT2_MLA", 2048)):
+        steps.append(step_row(cls, cls, [float(per_token)]))
         for t in (256, 512):
             runs.append(
-                {"run": cls, "step": cls, "seed": None, "status": "done", "tokens": t,
-                 "measured_bytes": per_token * t, "theory_bytes": per_token * t,
-                 "bytes_per_token": float(per_token), "rel_error": 0.0, "params": 1000}
+                run_row(cls, cls, None, cls, params=1000, tokens=t,
+                        measured_bytes=per_token * t, theory_bytes=per_token * t,
+                        bytes_per_token=float(per_token), rel_error=0.0)
             )  # fmt: skip
-    steps = [
-        {"step": c, "label": c, "runs": 2, "runs_done": 2, "mean": None, "std": None,
-         "vs_reference": None}
-        for c in ("GPT2", "GPT2_MLA")
-    ]  # fmt: skip
-    config = {"preset": "124m", "dtype": "float32", "tokens": [256, 512]}
-    m = manifest("kvsplice_cache", config=config, **manifest_changes)
+    classes = [st.step for st in steps]
+    declarations = {c: dict(KV_DECLARATION, **{"class": c}) for c in classes}
+    cfg = config(classes, declarations=declarations)
+    m = manifest("kvsplice_cache", classes, cfg, {"dataset": None}, **manifest_changes)
     return write(directory, m, summary("kvsplice_cache", steps, runs, metric="bytes_per_token"))
 
 
@@ -163,33 +242,35 @@ def pruning_run(directory, **manifest_changes):
     ]
     steps, runs = [], []
     for step, label, target, reached, accs in cells:
-        steps.append(
-            {"step": step, "label": label, "runs": 2, "runs_done": 2,
-             "mean": statistics.fmean(accs), "std": statistics.stdev(accs),
-             "vs_reference": None}
-        )  # fmt: skip
-        for seed, acc in zip((1337, 1338), accs, strict=True):
+        steps.append(step_row(step, label, accs))
+        for seed, acc in zip(SEEDS, accs, strict=True):
             runs.append(
-                _run(f"{step}-s{seed}", step, seed, test_acc=acc, sparsity=reached,
-                     target_sparsity=target, label=label, model_class="lenet5")
+                trained_row(f"{step}-s{seed}", step, seed, label, test_acc=acc,
+                            sparsity=reached, target_sparsity=target, model_class="lenet5")
             )  # fmt: skip
-    m = manifest("pruning_matrix", config={"seeds": [1337, 1338]}, **manifest_changes)
+    names = [r["run"] for r in runs]
+    cfg = config([c[0] for c in cells])
+    m = manifest("pruning_matrix", names, cfg, {"dataset": "digits"}, **manifest_changes)
     return write(directory, m, summary("pruning_matrix", steps, runs, metric="test_acc"))
 
 
+DECODE_ROW = {
+    "model": "gpt2", "batch": 1, "context": 2048, "contig_us": 10.0, "contig_gbps": 1500.0,
+    "contig_copy_frac": 0.5, "paged_us": 11.0, "paged_gbps": 1400.0, "paged_copy_frac": 0.47,
+    "sdpa_us": 20.0, "sdpa_gbps": 700.0, "speedup_vs_sdpa": 2.0,
+}  # fmt: skip
+
+
 def decode_run(directory, measured=False, **manifest_changes):
-    rows = [
-        {"model": "gpt2", "batch": 1, "context": 2048, "contig_us": 10.0, "contig_gbps": 1500.0,
-         "contig_copy_frac": 0.5, "paged_us": 11.0, "paged_gbps": 1400.0,
-         "paged_copy_frac": 0.47, "sdpa_us": 20.0, "sdpa_gbps": 700.0, "speedup_vs_sdpa": 2.0}
-    ]  # fmt: skip
+    """One decode run's rows; `measured` false is the CPU smoke test (no copy bandwidth)."""
+    rows = [run_row("decode", "decode", None, "K16/V8 decode bandwidth", **DECODE_ROW)]
     extra = {
         "measured": measured,
         "device": "NVIDIA H100" if measured else "CPU SMOKE TEST",
         "copy_gbps": 3000.0 if measured else None,
     }
-    m = manifest("bench_decode", **manifest_changes)
-    s = summary("bench_decode", [], rows, metric="contig_gbps", **extra)
+    m = manifest("bench_decode", ["decode"], config(["decode"]), **manifest_changes)
+    s = summary("bench_decode", [], rows, metric="contig_gbps", extra=extra)
     return write(directory, m, s)
 
 

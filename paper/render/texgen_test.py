@@ -4,17 +4,25 @@ import json
 
 import pytest
 
-from paper.render import figures, texgen
+from experiments.record import CURVE_COLUMNS
+from paper.render import data, figures, texgen
 from paper.render.data import DataError
 from paper.render.testdata import (
     RUNS,
     decode_run,
+    digest,
     files,
     kv_run,
     macros_of,
     pruning_run,
     ratio_run,
 )
+
+
+def edit(path, change):
+    obj = json.loads(path.read_text())
+    change(obj)
+    path.write_text(json.dumps(obj))
 
 
 def render(run, tmp_path, name="set", **kw):
@@ -30,7 +38,9 @@ def test_ratio_macros_carry_the_summary(tmp_path):
     assert m["RatioStepIVs"] == "reference" and m["RatioStepIIVs"] == "better"
     assert m["RatioBetter"] == "1" and m["RatioWorse"] == "0" and m["RatioUnresolved"] == "0"
     assert m["RatioBestName"] == "step02" and m["RatioEntropy"] == "3.321"
+    # The budget the runs had (manifest train), not the profile's declared one (800).
     assert m["RatioDims"] == "2 layers, 2 heads, width 128" and m["RatioIters"] == "30"
+    assert m["RatioBlock"] == "64" and m["RatioBatch"] == "12" and m["RatioProfile"] == "cpu"
     assert m["RatioSeeds"] == "2 seeds" and m["RatioStepIRuns"] == "2/2"
     assert m["RatioFloats"] == "\\input{generated/set_table.tex}"
     assert "2.210 $\\pm$ 0.014" in table and "407{,}552" in table
@@ -46,6 +56,23 @@ def test_every_caption_names_the_run_and_marks_a_dirty_tree(tmp_path):
         )
         assert dirty.count("dirty tree") == dirty.count("\\caption{"), experiment
         assert "dirty tree" in macros_of(macros)[texgen.RENDERERS[experiment].prefix + "Dirty"]
+
+
+def test_the_reference_is_the_summarys_not_the_first_step(tmp_path):
+    d = ratio_run(tmp_path / "r")
+
+    def reorder(s):
+        s["steps"].reverse()
+        s["steps"][0]["vs_reference"] = "worse"  # step02 against step00, now second
+
+    edit(d / "summary.json", reorder)
+    m = macros_of(texgen.render_set("r", files(d))[0])
+    assert m["RatioStepIName"] == "step02" and m["RatioStepIVs"] == "worse"
+    assert m["RatioStepIIVs"] == "reference" and m["RatioRefName"] == "step00"
+    assert m["RatioWorse"] == "1" and m["RatioBetter"] == "0"
+    edit(d / "summary.json", lambda s: s.update(reference="step05"))
+    with pytest.raises(DataError, match="the reference step 'step05' is not among the steps"):
+        texgen.render_set("r", files(d))
 
 
 def test_one_seed_has_no_std(tmp_path):
@@ -105,6 +132,52 @@ def test_measured_decode_has_its_table(tmp_path):
     assert "\\DecodeMeasuredtrue" in macros
     assert m["DecodeBestGBps"] == "1500" and m["DecodeBestCopyFrac"] == "50"
     assert m["DecodeCopyGBps"] == "3000" and "1500 & 50 & 2.00" in table
+
+
+def test_decode_reads_the_summarys_extra(tmp_path):
+    d = decode_run(tmp_path / "dec", measured=True)
+    edit(d / "summary.json", lambda s: s["extra"].pop("copy_gbps"))
+    with pytest.raises(DataError, match=r"summary\.json: extra: missing key\(s\) copy_gbps"):
+        texgen.render_set("dec", files(d))
+
+
+def test_kv_prints_the_one_preset_its_steps_declare(tmp_path):
+    d = kv_run(tmp_path / "k")
+    edit(d / "manifest.json", lambda m: m["config"]["steps"][1]["declaration"].update(preset="xl"))
+    with pytest.raises(DataError, match='declare preset as "124m", "xl"; the paper prints one'):
+        texgen.render_set("k", files(d))
+
+
+def test_a_record_of_another_schema_is_refused(tmp_path):
+    d = kv_run(tmp_path / "k")
+    edit(d / "manifest.json", lambda m: m.update(schema=1))
+    with pytest.raises(DataError, match=r"manifest\.json: schema is 1; the paper reads manifest"):
+        texgen.render_set("k", files(d))
+
+
+@pytest.mark.parametrize(
+    "name, change, message",
+    [
+        ("manifest.json", lambda m: m.update(runs=[]), r"manifest\.json: runs is \[\], not a dict"),
+        ("manifest.json", lambda m: m.pop("train"), r"manifest\.json: missing key\(s\) train"),
+        (
+            "summary.json",
+            lambda s: s["steps"][0].pop("mean"),
+            r"summary\.json: steps\[0\]: missing key\(s\) mean of a StepRow",
+        ),
+        ("summary.json", lambda s: s["runs"][0].pop("run"), r"runs\[0\] lacks run"),
+    ],
+    ids=["runs-not-a-dict", "no-train", "step-without-mean", "run-row-without-run"],
+)
+def test_a_record_not_of_the_declared_shape_names_file_and_key(tmp_path, name, change, message):
+    d = ratio_run(tmp_path / "r")
+    edit(d / name, change)
+    with pytest.raises(DataError, match=message):
+        texgen.render_set("r", files(d))
+
+
+def test_curves_are_read_by_the_records_columns():
+    assert tuple(data.CURVE_TYPES) == CURVE_COLUMNS
 
 
 def test_missing_file_is_named(tmp_path):
@@ -172,8 +245,15 @@ def test_index_inputs_every_set_and_flags_its_experiment(tmp_path):
     assert "\\newif\\ifHaveKv" in datasets and "\\HaveKvtrue" not in datasets
     assert "\\newif\\ifDecodeMeasured" in datasets
     assert prov.count("\\subsection*") == 2
-    for text in ("Run id", "Experiment", "Commit", "Machine", "Command", "Versions", "Date"):
+    items = ("Run id", "Experiment", "Commit", "Inputs", "Machine", "Command", "Versions", "Date")
+    for text in items:
         assert prov.count(f"\\item[{text}]") == 2, text
+    # Every run's inputs digest, beside its name, on the line after the commit's.
+    for run in ("step00-s1337", "step00-s1338", "step02-s1337", "step02-s1338", "decode"):
+        assert f"\\newline {texgen.tt(run)} {texgen._hash(digest(run))}" in prov, run
+    ratio = prov.split("\\subsection*")[2]
+    assert ratio.index("\\item[Commit]") < ratio.index("\\item[Inputs] sha256 of what each")
+    assert "(4 runs)" in ratio
     assert prov.count("dirty tree") == 1 and "torch 2.13.0+cpu" in prov
     assert "c\\allowbreak{}d" in prov and "Test CPU (2 cores)" in prov
 

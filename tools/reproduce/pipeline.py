@@ -3,8 +3,9 @@
 A run lives in `<results>/<run_id>/`:
 
     manifest.json            what ran, where, with which pins; updated after every stage
-                             (experiments/results.py's manifest, plus the stage set,
-                             the fork pins, the gates and every stage's status)
+                             (experiments/record.py's Manifest, whose `runs` is empty:
+                             no stage is a Bazel run action; plus the stage set, the
+                             fork pins, the gates and every stage's status)
     report.md, report.json   written by the report stage
     stages/<stage>/          one directory per stage that has run:
         DONE                 present only when the stage completed
@@ -30,16 +31,34 @@ import subprocess
 import traceback
 from pathlib import Path
 
+from experiments import provenance
+from experiments.record import Manifest
 from experiments.results import (
     atomic_write_json,
-    build_manifest,
-    git_state,
+    command_line,
     read_json,
     read_jsonl,
     utc_now,
+    workspace_dir,
 )
 
 STAGES = ("doctor", "fetch", "build", "run", "report", "upload")
+
+
+def external_runfile(repo, name):
+    """A file of external repository `repo` in this binary's runfiles, or None."""
+    roots = [Path.cwd().parent, Path.cwd() / "external"]
+    if os.environ.get("RUNFILES_DIR"):
+        roots.insert(0, Path(os.environ["RUNFILES_DIR"]))
+    for root in roots:
+        if (root / repo / name).exists():
+            return root / repo / name
+    return None
+
+
+def git_state():
+    """The git state of the user's checkout (the workspace `bazel run` started in)."""
+    return provenance.git_state(workspace_dir())
 
 
 class Skip(Exception):
@@ -157,18 +176,26 @@ class Pipeline:
                     f"it cannot be resumed as {self.stage_set!r} (use a new --run-id)"
                 )
             return manifest
+        return dict(self.new_manifest().to_dict(), stage_set=self.stage_set, stages={})
+
+    def new_manifest(self):
+        """The record.Manifest of a new run of this stage set: commit, command, machine and
+        versions; `runs` is empty, as no stage is a Bazel run action with an inputs digest."""
         import torch
 
-        manifest = build_manifest(
-            self.stage_set,
-            self.run_dir.name,
-            f"//tools/reproduce:{self.stage_set}",
-            self.stage_set_spec,
-            {},
-            "cuda" if torch.cuda.is_available() else "cpu",
-            argv=self.argv,
+        venv = external_runfile("pip", "venv_info.json")
+        return Manifest(
+            experiment=self.stage_set,
+            run_id=self.run_dir.name,
+            created_utc=utc_now(),
+            command=command_line(f"//tools/reproduce:{self.stage_set}", [], self.argv),
+            git=git_state(),
+            versions=provenance.versions(str(venv) if venv else None),
+            machine=provenance.machine("cuda" if torch.cuda.is_available() else "cpu"),
+            train={},
+            config=self.stage_set_spec,
+            runs={},
         )
-        return dict(manifest, stage_set=self.stage_set, stages={}, invocations=[])
 
     def save_manifest(self, manifest):
         manifest["updated_at"] = utc_now()

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from experiments.results import missing_fields
+from experiments.record import Manifest, missing_fields
 from tools.reproduce import fork_pins, reproduce, saturation, stages
 from tools.reproduce.pipeline import STAGES, Pipeline, PipelineError, Skip
 
@@ -87,8 +87,10 @@ def test_cpu_run_skips_with_reasons_and_still_reports(tmp_path, capsys):
         "vllm",
     }
     assert manifest["stages"]["doctor"]["status"] == "ok"
-    # The run record every run target writes (experiments/results.py), no host name.
+    # The run record's Manifest (experiments/record.py), no host name, no run actions.
     assert missing_fields(manifest) == [] and "host" not in manifest
+    assert Manifest.from_dict(manifest).runs == {} and manifest["schema"] == 2
+    assert manifest["config"] == STAGE_SETS["decode"]
     assert manifest["experiment"] == "decode" and manifest["run_id"] == "cpu"
     assert manifest["command"] == (
         f"bazel run //tools/reproduce:decode -- --stage-set=decode --run-id=cpu "

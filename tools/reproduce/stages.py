@@ -11,7 +11,6 @@ built by the same targets a person would build by hand.
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,24 +19,13 @@ from pathlib import Path
 from experiments.results import atomic_write_json, atomic_write_text
 from tools.reproduce import report as report_lib
 from tools.reproduce.fork_pins import fork_pins, load_lock, pair_forks
-from tools.reproduce.pipeline import PipelineError, Skip
+from tools.reproduce.pipeline import PipelineError, Skip, external_runfile
 
 MEASURE_DIR = Path(__file__).resolve().parent / "measure"
 UPDATE_CMD = "bazel run //third_party/forks:update"
 
 
 # Probes: what this machine has. The doctor records all of them.
-
-
-def external_runfile(repo, name):
-    """A file of external repository `repo` in this binary's runfiles, or None."""
-    roots = [Path.cwd().parent, Path.cwd() / "external"]
-    if os.environ.get("RUNFILES_DIR"):
-        roots.insert(0, Path(os.environ["RUNFILES_DIR"]))
-    for root in roots:
-        if (root / repo / name).exists():
-            return root / repo / name
-    return None
 
 
 def gpus():
