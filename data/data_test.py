@@ -86,7 +86,7 @@ def test_prepare_text_split_and_meta(tmp_path):
         name = [] if not bad else ["--name", "t"]
         with pytest.raises(SystemExit):  # a bad fraction, or no --name
             prepare_text.main(name + bad + ["--vocab-bpe", vocab, "--out-dir", str(out)] + docs)
-    ds = text.open_dataset("shakespeare", data_dir=str(tmp_path / "none"))  # falls back
+    ds = text.open_dataset("shakespeare")  # the runfiles' build output
     assert ds.name == "shakespeare"
 
 
@@ -145,7 +145,10 @@ def test_dataset_lookup_order_and_complete_directories_only(tmp_path, monkeypatc
     incomplete = tmp_path / "root" / "openwebtext"
     incomplete.mkdir(parents=True)
     (incomplete / "train.bin").write_bytes(b"")  # no val.bin, no meta.json
-    assert text.dataset_dir("openwebtext", data_dir=str(tmp_path / "root")) == str(found)
+    # A run names its dataset's directory: an incomplete one is an error, never a
+    # fallback to another copy the run's action did not declare.
+    with pytest.raises(FileNotFoundError, match=f"looked in {incomplete}\\)"):
+        text.dataset_dir("openwebtext", data_dir=str(tmp_path / "root"))
     monkeypatch.setenv("KNLP_DATA_DIR", str(tmp_path / "env"))
     env = _write_dataset(tmp_path / "env", "openwebtext", [1], [2], {})
     assert text.dataset_dir("openwebtext") == str(env)  # the environment comes first
