@@ -1,7 +1,7 @@
 """The digest of a run's inputs: the key of its checkpoint and the provenance of its result.
 
 Bazel keys a run's action by everything the action reads, but does not tell
-the action its key. The rule (experiments/experiment.bzl) therefore hands the
+the action its key. The rule (experiments/defs.bzl) therefore hands the
 action the list of its inputs (`<short path>\\t<path>` per line: the run's
 spec, the step program's runfiles, the dataset, the lock's venv_info.json),
 and `inputs_digest` hashes exactly those files, by their short paths, so the

@@ -240,6 +240,8 @@ def verdict(summary_md: str) -> str:
             section = "failing"
         if section in ("failing", "Steps") or (section is None and line.startswith("|")):
             keep.append(line)
+    if not keep:  # a report without tables (bench_decode): all of it but the title
+        keep = summary_md.split("\n\n", 2)[-1].splitlines()
     return "\n".join(keep).strip()
 
 

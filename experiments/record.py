@@ -5,7 +5,7 @@ Four documents make a record, each a class here with `to_dict()` and a
 checking `from_dict()`; nobody else spells their keys:
 
   RunSpec     spec.json: what one run's action is asked to do (written by Bazel,
-              experiments/experiment.bzl): experiment, step, seed, kind, the
+              experiments/defs.bzl): experiment, step, seed, kind, the
               step's declaration, the profile's declaration and the overrides
   RunResult   result.json: what the run did (experiments/run_step.py): status,
               figures, research checks, the digest of its inputs, provenance
@@ -140,6 +140,11 @@ class _Record:
         ]
         if missing:
             raise RecordError(f"{where}: missing key(s) {', '.join(missing)} of a {name}")
+        if "schema" in fields and obj.get("schema", SCHEMA) != SCHEMA:
+            raise RecordError(
+                f"{where}: schema {obj.get('schema')!r}; this tree reads schema {SCHEMA} "
+                "(reinstall the run, or re-import it into paper/data)"
+            )
         values = {}
         for n, f in fields.items():
             if n not in obj:

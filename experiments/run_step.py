@@ -3,7 +3,7 @@
     run_step --spec spec.json --inputs inputs.txt --data-root DIR \
              --venv-info venv_info.json --out DIR [--store DIR]
 
-experiments/experiment.bzl runs this once per (step, seed) of an experiment,
+experiments/defs.bzl runs this once per (step, seed) of an experiment,
 with the run's spec (experiments/record.py RunSpec: the step's declaration,
 the profile's, the overrides) and the list of every file the action reads.
 It writes into --out:
