@@ -36,6 +36,7 @@ from experiments.results import (
     atomic_write,
     atomic_write_json,
     atomic_write_text,
+    command_line,
     exit_on_results_error,
     read_json,
     utc_now,

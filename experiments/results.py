@@ -254,11 +254,6 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def run_target(experiment: str) -> str:
-    """The Bazel label of an experiment's run target: //experiments:<experiment>."""
-    return f"//experiments:{experiment}"
-
-
 def command_line(target: str, flags: list[str], argv: list[str] | None = None) -> str:
     """The `bazel run` command that remakes a run, shell-quoted: its settings as flags."""
     argv = sys.argv[1:] if argv is None else argv
