@@ -36,6 +36,7 @@ from experiments.results import (
     atomic_write,
     atomic_write_json,
     atomic_write_text,
+    command_line,
     exit_on_results_error,
     read_json,
     utc_now,
@@ -165,9 +166,7 @@ def manifest_for(decl, summary, results, root, argv, existing) -> dict:
     gains this invocation."""
     git = provenance.git_state(root)
     now = utc_now()
-    command = " ".join(
-        ["bazel", "run", decl["target"], *decl["flags"]] + (["--", *argv] if argv else [])
-    )
+    command = command_line(decl["target"], decl["flags"], argv)
     m = Manifest(
         experiment=decl["experiment"],
         run_id=summary.run_id,
