@@ -31,7 +31,7 @@ import shutil
 import sys
 
 from experiments import provenance
-from experiments.record import Manifest, RunResult, Summary
+from experiments.record import Manifest, RecordError, RunResult, Summary
 from experiments.results import (
     atomic_write,
     atomic_write_json,
@@ -61,6 +61,11 @@ RUN_FILES = ("result.json", "metrics.jsonl", "log.txt", "model.pt", "spec.json")
 
 class InstallError(Exception):
     """The results cannot be installed; the message is one line."""
+
+
+def read_record(cls, path: str):
+    """The record of class `cls` in the file at `path`; a damaged one raises naming the file."""
+    return cls.from_dict(read_json(path), path)
 
 
 def refuse_old_flags(argv: list[str], target: str) -> str | None:
@@ -191,11 +196,8 @@ def manifest_for(decl, summary, results, root, argv, existing) -> dict:
 def install(decl: dict, report_dir: str, dest: str, argv: list[str]) -> tuple[Summary, int]:
     """Places the report and every run's record under `dest`; returns the summary and how
     many files were written."""
-    summary = Summary.from_dict(read_json(os.path.join(report_dir, "summary.json")), report_dir)
-    results = [
-        RunResult.from_dict(read_json(os.path.join(r["dir"], "result.json")), r["dir"])
-        for r in decl["runs"]
-    ]
+    summary = read_record(Summary, os.path.join(report_dir, "summary.json"))
+    results = [read_record(RunResult, os.path.join(r["dir"], "result.json")) for r in decl["runs"]]
     existing = read_json(os.path.join(dest, "manifest.json"))
     if existing and existing.get("runs") != {r.run: r.inputs_sha256 for r in results}:
         raise InstallError(
@@ -251,11 +253,11 @@ def main(argv=None) -> int:
         print(f"knlp: {line}", file=sys.stderr)
         return 2
     root = args.results_dir or os.path.join(workspace_dir(), "results")
-    summary = Summary.from_dict(read_json(os.path.join(args.report, "summary.json")), args.report)
-    dest = os.path.join(root, decl["experiment"], args.run_id or summary.run_id)
     try:
+        summary = read_record(Summary, os.path.join(args.report, "summary.json"))
+        dest = os.path.join(root, decl["experiment"], args.run_id or summary.run_id)
         summary, written = install(decl, args.report, dest, user_argv)
-    except InstallError as e:
+    except (InstallError, RecordError) as e:
         print(f"knlp: {e}", file=sys.stderr)
         return 2
     print(verdict(open(os.path.join(dest, "summary.md"), encoding="utf-8").read()))
