@@ -84,7 +84,8 @@ def refuse_old_flags(argv: list[str], target: str) -> str | None:
 
 
 def parse_args(argv: list[str]):
-    """The launcher's `--experiment FILE --report DIR`, then the user's flags."""
+    """The launcher's `--experiment FILE --report DIR`, then the user's flags; the flags it
+    does not know, so that an old run setting gets its own line (refuse_old_flags)."""
     ap = argparse.ArgumentParser(
         prog="bazel run //experiments:<experiment> --",
         description=__doc__.splitlines()[0],
@@ -94,7 +95,7 @@ def parse_args(argv: list[str]):
     ap.add_argument("--results-dir", help="results root (default: <checkout>/results)")
     ap.add_argument("--run-id", help="install under this run id instead of the derived one")
     ap.add_argument("--strict", action="store_true", help="exit 1 if a research check fails")
-    return ap.parse_args(argv)
+    return ap.parse_known_args(argv)
 
 
 def same_file(src: str, dest: str) -> bool:
@@ -245,10 +246,13 @@ def verdict(summary_md: str) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
+    args, unknown = parse_args(argv)
     decl = read_json(args.experiment)
     user_argv = argv[4:]  # after the launcher's --experiment FILE --report DIR
     line = refuse_old_flags(user_argv, decl["target"])
+    if unknown and not line:
+        accepted = "--results-dir, --run-id, --strict"
+        line = f"unrecognized arguments: {' '.join(unknown)}; accepted: {accepted}"
     if line:
         print(f"knlp: {line}", file=sys.stderr)
         return 2
