@@ -4,6 +4,7 @@ One copy of what the tests of the trainer, the kinds, the report, the
 installer and the run actions share:
 
   BigramLM, Linear, Batches   tiny models the trainer trains in milliseconds
+                              (BigramLM is experiments/ddp_check.py's, which trains it too)
   steps(experiment, profile)  an experiment's steps as experiments/experiments.bzl
                               lists them, read from the same declarations
                               (steps.bzl, pruning_matrix.bzl, kvsplice_cache.bzl,
@@ -41,9 +42,12 @@ from experiments.run_profile import Profile
 from tools.bazel.bzl_data import load_bzl
 
 __all__ = [
+    "EXPERIMENTS",
     "BigramLM",
     "Batches",
     "Linear",
+    "cell_name",
+    "find_step",
     "metrics_of",
     "profile_of",
     "run_result",
@@ -88,8 +92,14 @@ class Batches:
 
 # ---------------------------------------------------------------- a run's spec
 
-EXPERIMENTS = ("gpt2_ratio_ablation", "gpt2_variants", "pruning_matrix", "kvsplice_cache")
-EXPERIMENTS += ("bench_decode",)
+# The experiments of experiments/experiments.bzl.
+EXPERIMENTS = (
+    "gpt2_ratio_ablation",
+    "gpt2_variants",
+    "pruning_matrix",
+    "kvsplice_cache",
+    "bench_decode",
+)
 
 
 def _bzl(name: str) -> dict:
@@ -242,8 +252,10 @@ def profile_of(spec: RunSpec) -> Profile:
 
 
 def write_inputs(path, files) -> str:
-    """An inputs.txt for experiments/run_step.py (`<short path>\\t<path>` a line)."""
-    lines = [f"{os.path.basename(str(f))}\t{f}\n" for f in files]
+    """An inputs.txt for experiments/run_step.py (`<short path>\\t<path>` a line): `files`
+    are paths, whose short path is their name, or (short path, path) pairs."""
+    pairs = [f if isinstance(f, tuple) else (os.path.basename(str(f)), f) for f in files]
+    lines = [f"{short}\t{real}\n" for short, real in pairs]
     Path(path).write_text("".join(lines))
     return str(path)
 
@@ -294,6 +306,15 @@ def run_result(
         built=dict(built or {}),
         provenance=provenance or {"machine": {"cpu": "test cpu"}, "versions": {"torch": "t"}},
     )
+
+
+# The kind of step each report is made from (experiments/experiments.bzl EXPERIMENTS).
+KIND_OF_REPORT = {
+    "language": "gpt2",
+    "classifier": "vision",
+    "kv_cache": "kv_cache",
+    "decode": "decode",
+}
 
 
 def write_experiment(
@@ -349,7 +370,8 @@ def write_experiment(
             "settings": all_settings,
             "flags": [f"--profile={profile}"],
             "steps": [
-                {"step": s, "label": s, "kind": "gpt2", "declaration": {}} for s in declared_steps
+                {"step": s, "label": s, "kind": KIND_OF_REPORT[report], "declaration": {}}
+                for s in declared_steps
             ],
             "runs": runs,
             "stats": stats,
