@@ -21,23 +21,35 @@ from experiments.results import (
 )
 
 
-def with_nan(obj):
-    """The benchmark's result as it made it: JSON wrote its NaNs (nothing measured) as null."""
-    if isinstance(obj, dict):
-        return {k: with_nan(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [with_nan(v) for v in obj]
-    return math.nan if obj is None else obj
+def _nan(v):
+    return math.nan if v is None else v
+
+
+def measured_values(values: dict) -> dict:
+    """The benchmark's result as it computed it: result.json wrote each NaN (what the smoke
+    run does not measure: copy bandwidth, SDPA, copy fractions) as null."""
+    result = {k: v for k, v in values.items() if k != "measured"}
+    result["copy_gbps"] = _nan(result.get("copy_gbps"))
+    result["rows"] = [{k: _nan(v) for k, v in row.items()} for row in result["rows"]]
+    return result
+
+
+# What a row measures: results.csv's first columns (result.json keeps keys sorted).
+KEY_COLUMNS = ("model", "batch", "context")
+
+
+def columns(rows: list[dict]) -> list[str]:
+    return list(KEY_COLUMNS) + [k for k in rows[0] if k not in KEY_COLUMNS]
 
 
 def write(inputs, out: str) -> list:
     from kernels import bench_decode as bench
 
     (res,) = inputs.results
-    result = with_nan({k: v for k, v in res.values.items() if k != "measured"})
+    result = measured_values(res.values)
     measured = bool(res.values.get("measured"))
     atomic_write_json(os.path.join(out, "results.json"), result)
-    write_csv(os.path.join(out, "results.csv"), list(result["rows"][0]), result["rows"])
+    write_csv(os.path.join(out, "results.csv"), columns(result["rows"]), result["rows"])
     table = bench.table(result)
     atomic_write_text(os.path.join(out, "table.txt"), table + "\n")
     os.makedirs(os.path.join(out, "plots"), exist_ok=True)

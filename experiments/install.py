@@ -31,7 +31,7 @@ import shutil
 import sys
 
 from experiments import provenance
-from experiments.record import Manifest, RunResult, Summary
+from experiments.record import Manifest, RecordError, RunResult, Summary
 from experiments.results import (
     atomic_write,
     atomic_write_json,
@@ -63,6 +63,11 @@ class InstallError(Exception):
     """The results cannot be installed; the message is one line."""
 
 
+def read_record(cls, path: str):
+    """The record of class `cls` in the file at `path`; a damaged one raises naming the file."""
+    return cls.from_dict(read_json(path), path)
+
+
 def refuse_old_flags(argv: list[str], target: str) -> str | None:
     """One line for a run setting or removed flag given after `--`, or None."""
     for i, arg in enumerate(argv):
@@ -79,8 +84,9 @@ def refuse_old_flags(argv: list[str], target: str) -> str | None:
     return None
 
 
-def parse_args(argv: list[str], known_only: bool = False):
-    """The launcher's `--experiment FILE --report DIR`, then the user's flags."""
+def parse_args(argv: list[str]):
+    """The launcher's `--experiment FILE --report DIR`, then the user's flags; the flags it
+    does not know, so that an old run setting gets its own line (refuse_old_flags)."""
     ap = argparse.ArgumentParser(
         prog="bazel run //experiments:<experiment> --",
         description=__doc__.splitlines()[0],
@@ -90,7 +96,7 @@ def parse_args(argv: list[str], known_only: bool = False):
     ap.add_argument("--results-dir", help="results root (default: <checkout>/results)")
     ap.add_argument("--run-id", help="install under this run id instead of the derived one")
     ap.add_argument("--strict", action="store_true", help="exit 1 if a research check fails")
-    return ap.parse_known_args(argv)[0] if known_only else ap.parse_args(argv)
+    return ap.parse_known_args(argv)
 
 
 def same_file(src: str, dest: str) -> bool:
@@ -167,9 +173,7 @@ def manifest_for(decl, summary, results, root, argv, existing) -> dict:
     gains this invocation."""
     git = provenance.git_state(root)
     now = utc_now()
-    command = " ".join(
-        ["bazel", "run", decl["target"], *decl["flags"]] + (["--", *argv] if argv else [])
-    )
+    command = command_line(decl["target"], decl["flags"], argv)
     m = Manifest(
         experiment=decl["experiment"],
         run_id=summary.run_id,
@@ -194,11 +198,8 @@ def manifest_for(decl, summary, results, root, argv, existing) -> dict:
 def install(decl: dict, report_dir: str, dest: str, argv: list[str]) -> tuple[Summary, int]:
     """Places the report and every run's record under `dest`; returns the summary and how
     many files were written."""
-    summary = Summary.from_dict(read_json(os.path.join(report_dir, "summary.json")), report_dir)
-    results = [
-        RunResult.from_dict(read_json(os.path.join(r["dir"], "result.json")), r["dir"])
-        for r in decl["runs"]
-    ]
+    summary = read_record(Summary, os.path.join(report_dir, "summary.json"))
+    results = [read_record(RunResult, os.path.join(r["dir"], "result.json")) for r in decl["runs"]]
     existing = read_json(os.path.join(dest, "manifest.json"))
     if existing and existing.get("runs") != {r.run: r.inputs_sha256 for r in results}:
         raise InstallError(
@@ -248,19 +249,22 @@ def verdict(summary_md: str) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    decl = read_json(parse_args(argv, known_only=True).experiment)
+    args, unknown = parse_args(argv)
+    decl = read_json(args.experiment)
     user_argv = argv[4:]  # after the launcher's --experiment FILE --report DIR
     line = refuse_old_flags(user_argv, decl["target"])
+    if unknown and not line:
+        accepted = "--results-dir, --run-id, --strict"
+        line = f"unrecognized arguments: {' '.join(unknown)}; accepted: {accepted}"
     if line:
         print(f"knlp: {line}", file=sys.stderr)
         return 2
-    args = parse_args(argv)
     root = args.results_dir or os.path.join(workspace_dir(), "results")
-    summary = Summary.from_dict(read_json(os.path.join(args.report, "summary.json")), args.report)
-    dest = os.path.join(root, decl["experiment"], args.run_id or summary.run_id)
     try:
+        summary = read_record(Summary, os.path.join(args.report, "summary.json"))
+        dest = os.path.join(root, decl["experiment"], args.run_id or summary.run_id)
         summary, written = install(decl, args.report, dest, user_argv)
-    except InstallError as e:
+    except (InstallError, RecordError) as e:
         print(f"knlp: {e}", file=sys.stderr)
         return 2
     print(verdict(open(os.path.join(dest, "summary.md"), encoding="utf-8").read()))

@@ -1,86 +1,164 @@
-"""Damaged and unwritable results: a truncated metrics.jsonl under DONE, corrupt
-JSON, a full disk, a denied write, a killed step with no checkpoint yet."""
+"""Damaged and unwritable records: one-line errors naming the file, nothing lost.
 
-import argparse
+A record that does not have its declared shape (experiments/record.py) fails
+with the file and the key; the report draws nothing from it; a write that
+fails for space or permission is one line and keeps the old file; a run whose
+disk fills up fails its action without recording a result; the installer
+never mixes one experiment's runs into a directory holding others.
+"""
+
 import errno
+import json
 import os
+import re
 
 import pytest
 import torch
 
-from experiments import options, results, runner, summary
-from experiments.ddp_check import BigramLM
-from experiments.results import ResultsError, RunDir, atomic_write_json, read_json
+from experiments import install, report, results, run_step, testing
+from experiments.record import RecordError, RunResult, Summary
+from experiments.results import ResultsError, atomic_write_json, read_json
 from experiments.trainer import TrainConfig, Trainer
-
-# Four iterations of a tiny bigram model on one fixed batch: seconds on a CPU.
-TINY = dict(max_iters=4, batch_size=2, eval_interval=4, eval_iters=1, tokens_per_sample=8)
-
-
-def _build(device):
-    model = BigramLM(vocab=64, dim=8)
-    batch = torch.randint(0, 64, (2, 9))
-    return runner.StepBuild(
-        model=model,
-        optimizer=torch.optim.AdamW(model.parameters(), lr=1e-2),
-        get_batch=lambda split, g: (batch[:, :8], batch[:, 1:]),
-        train_cfg=TrainConfig(progress=False, **TINY),
-    )
-
-
-def _spec(name):
-    return runner.StepSpec(name=name, label=name, build=_build)
 
 
 def _error_line(capsys):
-    """The run's last stderr line (earlier ones are its log), with no traceback before it."""
+    """The last stderr line, with no traceback before it."""
     err = capsys.readouterr().err
     assert "Traceback" not in err, err
     return err.strip().splitlines()[-1]
 
 
-def _run(tmp_path, steps=("a", "b")):
-    ap = argparse.ArgumentParser()
-    options.add_common_args(ap)
-    args = ap.parse_args(["--results-dir", str(tmp_path), "--run-id", "r", "--no-progress"])
-    opts = options.resolve(args, list(steps))
-    specs = [_spec(s) for s in steps]
-    return results.exit_on_results_error(
-        lambda: runner.run_steps("integrity", specs, opts, {"x": 1}, {})
+def _experiment(tmp_path, losses=(2.0, 2.1), name="runs"):
+    runs = [
+        testing.run_result(f"step0{i}-s1337", values={"val_loss": v}, inputs_sha256=f"{v:064}")
+        for i, v in enumerate(losses)
+    ]
+    metrics = {r.run: testing.metrics_of([3.0, 2.5, 2.2], [r.values["val_loss"]]) for r in runs}
+    return testing.write_experiment(tmp_path / name, runs, metrics), runs
+
+
+def _files(path):
+    return sorted(os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs)
+
+
+DAMAGE = {
+    "a key missing": (lambda r: r.pop("status"), "missing key(s) status of a RunResult"),
+    "a wrong type": (lambda r: r.update(values="fast"), "values is 'fast', not a dict"),
+    "an unknown status": (lambda r: r.update(status="ok"), "status 'ok'; accepted: done, failed"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_result_names_file_and_key_and_nothing_is_drawn(tmp_path, capsys, damage):
+    path, _ = _experiment(tmp_path)
+    result = tmp_path / "runs" / "step01-s1337" / "result.json"
+    edit, message = DAMAGE[damage]
+    record = read_json(str(result))
+    edit(record)
+    result.write_text(json.dumps(record))
+    with pytest.raises(RecordError, match=f"^{re.escape(f'{result}: {message}')}$"):
+        report.load(path)
+    out = tmp_path / "report"
+    assert report.main(["--experiment", path, "--out", str(out)]) == 2
+    assert _error_line(capsys) == f"report: {result}: {message}"
+    assert _files(out) == []  # no summary and no plot from a damaged record
+
+
+def test_a_corrupt_metrics_line_draws_nothing(tmp_path, capsys):
+    path, _ = _experiment(tmp_path)
+    metrics = tmp_path / "runs" / "step00-s1337" / "metrics.jsonl"
+    lines = metrics.read_text().splitlines(keepends=True)
+    metrics.write_text(lines[0] + '{"iter": 2, "kind": "tr\n' + "".join(lines[2:]))
+    out = tmp_path / "report"
+    assert (
+        results.exit_on_results_error(
+            lambda: report.main(["--experiment", path, "--out", str(out)])
+        )
+        == 2
     )
+    assert _error_line(capsys) == f"error: {metrics}:2: corrupt JSONL line (not the last one)"
+    assert _files(out) == []
 
 
-def test_truncated_metrics_under_done_is_reported_and_not_plotted(tmp_path, capsys):
-    assert _run(tmp_path) == 0
-    run = tmp_path / "integrity" / "r"
-    done = read_json(str(run / "steps" / "a" / "DONE"))
-    metrics = run / "steps" / "a" / "metrics.jsonl"
-    assert done["integrity"]["metrics.jsonl"]["lines"] == len(metrics.read_bytes().splitlines())
-    plot = run / "plots" / "loss_curves.png"
-    plotted = plot.stat().st_mtime_ns
-    metrics.write_bytes(b"".join(metrics.read_bytes().splitlines(keepends=True)[:2]))
+def test_records_name_the_key_they_lack():
+    good = testing.run_result("a-s1").to_dict()
+    with pytest.raises(RecordError, match="^x.json: a RunResult is a JSON object, got list$"):
+        RunResult.from_dict([good], "x.json")
+    with pytest.raises(RecordError, match=r"^x.json: seed is '1', not a int \| None$"):
+        RunResult.from_dict(dict(good, seed="1"), "x.json")
+    summary = {
+        "experiment": "e",
+        "run_id": "cpu-0",
+        "complete": True,
+        "metric": "val_loss",
+        "metric_label": "val loss",
+        "lower_is_better": True,
+        "reference": None,
+        "unigram_entropy": None,
+        "steps": [{"step": "a", "label": "a", "runs": 1, "mean": 2.0, "std": None}],
+        "runs": [],
+        "checks": [],
+    }
+    with pytest.raises(RecordError, match=r"^s.json: steps\[0\]: missing key\(s\) runs_done, "):
+        Summary.from_dict(summary, "s.json")
+    summary["steps"] = []
+    summary["runs"] = [{"run": "a", "step": "a", "seed": 1, "status": "done", "label": "a"}]
+    with pytest.raises(RecordError, match=r"^s.json: runs\[0\] lacks failure$"):
+        Summary.from_dict(summary, "s.json")
+
+
+def _install(path, report_dir, results_dir, *extra):
+    argv = ["--experiment", path, "--report", str(report_dir), "--results-dir", str(results_dir)]
+    return install.main(argv + list(extra))
+
+
+def _report(path, out):
+    report.write(report.load(path), str(out))
+    return out
+
+
+def test_the_installer_never_mixes_runs_into_a_directory_of_others(tmp_path, capsys):
+    first, _ = _experiment(tmp_path, name="first")
+    second, _ = _experiment(tmp_path, losses=(2.0, 2.3), name="second")  # step01 differs
+    dest_root = tmp_path / "results"
+    assert _install(first, _report(first, tmp_path / "r1"), dest_root) == 0
+    (dest,) = (dest_root / "tiny").iterdir()
+    before = {f: open(f, "rb").read() for f in _files(dest)}
     capsys.readouterr()
-
-    assert _run(tmp_path) == 2
-    err = _error_line(capsys)
-    assert err.startswith("error: step a is damaged")
-    assert f"step a is damaged: {metrics} is 2 lines" in err
-    assert f"rm -r {run / 'steps' / 'a'}" in err
-    assert "bazel run //experiments:integrity -- --profile" in err and "--steps a" in err
-    assert plot.stat().st_mtime_ns == plotted  # not redrawn from the damaged file
-    with pytest.raises(ResultsError, match="step a is damaged"):
-        summary.write_summary(RunDir(str(run)), "integrity", [_spec("a")], {"x": 1})
-    assert plot.stat().st_mtime_ns == plotted
+    rc = _install(second, _report(second, tmp_path / "r2"), dest_root, "--run-id", dest.name)
+    assert rc == 2
+    assert _error_line(capsys) == (
+        f"knlp: {dest} holds other runs (its manifest.json lists other inputs digests); "
+        "install under another --run-id, or remove it"
+    )
+    assert {f: open(f, "rb").read() for f in _files(dest)} == before  # nothing touched
+    assert _install(second, tmp_path / "r2", dest_root) == 0  # its own run id: installed
+    assert len(list((dest_root / "tiny").iterdir())) == 2
 
 
-@pytest.mark.parametrize("name", ["manifest.json", "steps/a/DONE"])
-def test_corrupt_json_names_its_file(tmp_path, capsys, name):
-    assert _run(tmp_path, steps=("a",)) == 0
-    path = tmp_path / "integrity" / "r" / name
-    path.write_text(path.read_text()[:-20])
-    capsys.readouterr()
-    assert _run(tmp_path, steps=("a",)) == 2
-    assert _error_line(capsys).startswith(f"error: {path}: corrupt JSON at line")
+def test_the_installer_names_a_corrupt_manifest_and_places_nothing(tmp_path, capsys):
+    path, _ = _experiment(tmp_path)
+    out = _report(path, tmp_path / "report")
+    dest = tmp_path / "results" / "tiny" / read_json(str(out / "summary.json"))["run_id"]
+    dest.mkdir(parents=True)
+    (dest / "manifest.json").write_text('{"runs": {"step00-s1337": ')
+    rc = results.exit_on_results_error(lambda: _install(path, out, tmp_path / "results"))
+    assert rc == 2
+    manifest = dest / "manifest.json"
+    assert _error_line(capsys).startswith(f"error: {manifest}: corrupt JSON at line 1")
+    assert _files(dest) == [str(manifest)]
+
+
+def test_the_installer_names_a_damaged_summary(tmp_path, capsys):
+    path, _ = _experiment(tmp_path)
+    out = _report(path, tmp_path / "report")
+    summary = out / "summary.json"
+    record = read_json(str(summary))
+    del record["complete"]
+    summary.write_text(json.dumps(record))
+    assert _install(path, out, tmp_path / "results") == 2
+    assert _error_line(capsys) == f"knlp: {summary}: missing key(s) complete of a Summary"
+    assert not (tmp_path / "results").exists()
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
@@ -111,32 +189,43 @@ def test_failed_write_is_one_line_and_loses_nothing(tmp_path, monkeypatch, capsy
     assert err.startswith(f"error: cannot write {path}") and "\n" not in err
 
 
-def test_full_disk_during_a_run_exits_2_and_keeps_finished_steps(tmp_path, monkeypatch, capsys):
-    assert _run(tmp_path, steps=("a",)) == 0
-    run = tmp_path / "integrity" / "r"
-    done_a = (run / "steps" / "a" / "DONE").read_bytes()
+def test_a_full_disk_fails_the_run_and_records_no_result(tmp_path, monkeypatch, capsys):
+    """The disk, not the step, failed: the action fails with one line, no result.json is
+    written (a failed result would be cached as the run's finding), the store is kept."""
+    spec = tmp_path / "spec.json"
+    testing.write_run_spec(spec, "pruning_matrix", "lenet5-adamw-magnitude-50", iters=8)
+    inputs = testing.write_inputs(tmp_path / "inputs.txt", [spec])
+    out, store = tmp_path / "out", tmp_path / "store"
+    out.mkdir()
     real_fsync = os.fsync
 
-    def fsync(fd):  # the disk fills up while step b writes its metrics
-        if os.readlink(f"/proc/self/fd/{fd}").endswith("b/metrics.jsonl"):
+    def fsync(fd):  # the disk fills up once the run writes its metrics
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("metrics.jsonl"):
             raise OSError(errno.ENOSPC, "No space left on device")
         real_fsync(fd)
 
     monkeypatch.setattr(results.os, "fsync", fsync)
-    capsys.readouterr()
-    assert _run(tmp_path, steps=("a", "b")) == 2
-    monkeypatch.setattr(results.os, "fsync", real_fsync)
-    err = _error_line(capsys)
-    assert err.startswith("error: cannot write") and "No space" in err
-    assert (run / "steps" / "a" / "DONE").read_bytes() == done_a
-    assert not (run / "steps" / "b" / "FAILED").exists()  # the disk, not the step, failed
+    argv = ["--spec", str(spec), "--inputs", inputs, "--out", str(out), "--store", str(store)]
+    threads = torch.get_num_threads()
+    try:
+        assert run_step.main(argv) == 1
+    finally:
+        torch.set_num_threads(threads)
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("run_step: lenet5-adamw-magnitude-50-s1337: ResultsError: cannot ")
+    assert "metrics.jsonl: No space left on device" in last and last.endswith(
+        "build again to resume"
+    )
+    assert not (out / "result.json").exists()
+    (kept,) = store.iterdir()
+    assert (kept / "log.txt").exists()
 
 
 def test_killed_step_without_checkpoint_says_it_restarts(tmp_path):
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text('{"iter": 0, "kind": "train", "loss": 4.0}\n')
     said = []
-    model = BigramLM(vocab=64, dim=8)
+    model = testing.BigramLM(vocab=64, dim=8)
     trainer = Trainer(
         model=model,
         optimizer=torch.optim.AdamW(model.parameters()),

@@ -22,8 +22,8 @@ import os
 import sys
 from dataclasses import dataclass
 
-from experiments.record import RunResult
-from experiments.results import read_json, read_jsonl
+from experiments.record import RecordError, RunResult
+from experiments.results import exit_on_results_error, read_json, read_jsonl
 
 # report kind -> (module, its write function's extra argument). Each writes into
 # the output directory and returns the failed research checks.
@@ -83,7 +83,8 @@ def load(experiment_json: str, root: str = "") -> Inputs:
     results, metrics = [], {}
     for run in decl["runs"]:
         where = os.path.join(root, run["dir"])
-        res = RunResult.from_dict(read_json(os.path.join(where, "result.json")), where)
+        path = os.path.join(where, "result.json")
+        res = RunResult.from_dict(read_json(path), path)
         results.append(res)
         metrics[res.run] = read_jsonl(os.path.join(where, "metrics.jsonl"))
     entropies = [
@@ -115,7 +116,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="the report's directory")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    inputs = load(args.experiment, args.bin_dir)
+    try:
+        inputs = load(args.experiment, args.bin_dir)
+    except RecordError as e:
+        print(f"report: {e}", file=sys.stderr)
+        return 2
     failed = write(inputs, args.out)
     print(
         f"{inputs.experiment} / {inputs.run_id}: {len(inputs.results)} runs, "
@@ -126,4 +131,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_on_results_error(main))

@@ -1,4 +1,5 @@
-"""Atomic files, torn JSONL lines, DONE/FAILED markers, profile and step parsing."""
+"""The record's files and fields: atomic writes, torn JSONL lines, dumps, CSV, the
+manifest's required fields without secrets, git state, profiles and the README table."""
 
 import dataclasses
 import errno
@@ -8,27 +9,31 @@ import os
 import pathlib
 import platform
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from experiments import profiles, results
-from experiments.results import (
+from experiments import install, profiles, provenance, results, testing
+from experiments.record import (
     REQUIRED_FIELDS,
-    JsonlWriter,
-    ResultsError,
-    RunDir,
-    atomic_write_json,
-    build_manifest,
+    SCHEMA,
+    Manifest,
+    RecordError,
+    RunResult,
+    Summary,
     get_field,
     missing_fields,
+)
+from experiments.results import (
+    JsonlWriter,
+    ResultsError,
+    atomic_write_json,
     read_json,
     read_jsonl,
     repair_jsonl,
     write_csv,
-    write_manifest,
 )
+from experiments.run_profile import ProfileError, parse_duration
 
 
 def test_atomic_json_leaves_no_temporary_files(tmp_path):
@@ -60,42 +65,79 @@ def test_torn_last_line_is_dropped_and_repaired(tmp_path):
         read_jsonl(p)
 
 
-def test_run_dir_done_and_failed(tmp_path):
-    run = RunDir(str(tmp_path / "run"))
-    run.mark_failed("s0", "nan_loss", {"message": "loss is nan"})
-    assert run.failure("s0")["reason"] == "nan_loss" and not run.is_done("s0")
-    run.mark_done("s0", {"val_loss": 3.0})
-    assert run.is_done("s0") and run.failure("s0") is None
-    assert run.done_result("s0") == {"val_loss": 3.0}
+def test_a_result_is_done_or_failed_for_a_declared_reason():
+    done = testing.run_result("s0-s1", values={"val_loss": 3.0})
+    assert RunResult.from_dict(done.to_dict()).done
+    failure = {"reason": "nan_loss", "message": "loss is nan", "traceback": ""}
+    failed = RunResult.from_dict(
+        dataclasses.replace(done, status="failed", failure=failure).to_dict()
+    )
+    assert not failed.done and failed.failure["reason"] == "nan_loss"
+    with pytest.raises(RecordError, match="failure.reason is 'oom'; accepted: nan_loss, error"):
+        RunResult.from_dict(dict(failed.to_dict(), failure={"reason": "oom"}), "result.json")
+    with pytest.raises(RecordError, match="status 'pending'; accepted: done, failed"):
+        RunResult.from_dict(dict(done.to_dict(), status="pending"), "result.json")
+
+
+SECRETS = {"WANDB_API_KEY": "wandb-key-5f3a9c", "HF_TOKEN": "hf_token_77b1e2"}
+
+
+def _manifest(tmp_path, argv, flags, existing=None, seeds=1, results_=None):
+    """manifest_for over a tiny experiment whose runs recorded this machine and versions."""
+    prov = {"machine": provenance.machine("cpu"), "versions": provenance.versions(None)}
+    res = results_ or [
+        testing.run_result(f"step0{i}-s1337", provenance=prov, experiment="gpt2_ratio_ablation")
+        for i in (0, 8)
+    ]
+    decl = read_json(
+        testing.write_experiment(
+            tmp_path / "exp", res, experiment="gpt2_ratio_ablation", settings={"seeds": seeds}
+        )
+    )
+    decl["flags"] = flags
+    summary = Summary.from_dict(
+        {
+            "experiment": "gpt2_ratio_ablation",
+            "run_id": "cpu-1a2b3c4d",
+            "complete": True,
+            "metric": "val_loss",
+            "metric_label": "val loss",
+            "lower_is_better": True,
+            "reference": "step00",
+            "unigram_entropy": None,
+            "steps": [],
+            "runs": [],
+            "checks": [],
+        }
+    )
+    return install.manifest_for(decl, summary, res, str(tmp_path), argv, existing), res
 
 
 def test_manifest_holds_every_required_field_and_no_secret(tmp_path, monkeypatch):
-    secrets = {"WANDB_API_KEY": "wandb-key-5f3a9c", "HF_TOKEN": "hf_token_77b1e2"}
-    for k, v in secrets.items():
+    for k, v in SECRETS.items():
         monkeypatch.setenv(k, v)
-    monkeypatch.setattr(sys, "argv", ["gpt2_ratio_ablation.py", "--seeds", "3", "--note", "a b"])
-    m = build_manifest(
-        "gpt2_ratio_ablation",
-        "cpu-1a2b3c4d",
-        "//experiments:gpt2_ratio_ablation",
-        {"lr": 6e-4},
-        {"dtype": "float32"},
-        "cpu",
-    )
-    run = RunDir(str(tmp_path / "run"))
-    write_manifest(run, m)
-    data = open(run.path("manifest.json"), "rb").read()
+    m, res = _manifest(tmp_path, ["--run-id", "a b"], ["--profile=cpu", "--seeds=3"], seeds=3)
+    path = tmp_path / "manifest.json"
+    atomic_write_json(str(path), m)
+    data = path.read_bytes()
     written = json.loads(data)
     assert missing_fields(written) == []
+    assert Manifest.from_dict(written, str(path)).to_dict() == written  # the declared schema
     assert written["command"] == (
-        "bazel run //experiments:gpt2_ratio_ablation -- --seeds 3 --note 'a b'"
+        "bazel run //experiments:gpt2_ratio_ablation --profile=cpu --seeds=3 -- --run-id 'a b'"
     )
-    assert written["schema"] == 1 and written["machine"]["device"] == "cpu"
+    assert written["schema"] == SCHEMA and written["machine"]["device"] == "cpu"
     assert written["created_utc"].endswith("Z") and len(written["created_utc"]) == 20
-    for name, value in secrets.items():
+    assert written["runs"] == {r.run: r.inputs_sha256 for r in res}
+    assert written["train"]["effective_batch_tokens"] == 12 * 64
+    assert written["train"]["seeds"] == [1337, 1338, 1339]
+    assert written["config"]["profile"]["name"] == "cpu" and written["versions"]["torch"]
+    for name, value in SECRETS.items():
         assert value.encode() not in data, f"{name} leaked into manifest.json"
     host = platform.node()
     assert len(host) < 4 or host.encode() not in data  # the host name is not recorded
+    again, _ = _manifest(tmp_path, [], ["--profile=cpu"], existing=written)
+    assert again["created_utc"] == written["created_utc"] and len(again["invocations"]) == 2
 
 
 def test_missing_fields_names_a_removed_field():
@@ -123,22 +165,30 @@ def test_write_csv_fixed_columns_full_precision(tmp_path):
 
 
 def test_profiles_and_overrides():
-    assert set(profiles.PROFILES) == {"cpu", "w7900", "a10g-x4", "h100", "b200-x4"}
-    gpu = [p for p in profiles.PROFILES.values() if p.device == "cuda"]
+    declared = profiles.declared()
+    assert list(declared) == ["cpu", "w7900", "a10g-x4", "h100", "b200-x4"]
+    gpu = [p for p in declared.values() if p.device == "cuda"]
     # Every GPU profile trains GPT-2 124M on the same effective batch, so runs compare.
     assert {p.effective_batch_tokens for p in gpu} == {64 * 1024}
     assert all(p.dims == "real" and p.block_size == 1024 for p in gpu)
-    assert all(p.max_iters == 10400 and p.dtype == "bfloat16" for p in gpu)
+    assert all(p.train.max_iters == 10400 and p.train.dtype == "bfloat16" for p in gpu)
     p = profiles.resolve("cpu", iters=7, time="2m")
-    assert p.max_iters == 7 and p.time_budget_s == 120 and p.eval_interval == 7
-    with pytest.raises(ValueError, match="valid profiles: cpu, w7900, a10g-x4, h100, b200-x4"):
+    assert p.train.max_iters == 7 and p.train.time_budget_s == 120 and p.train.eval_interval == 7
+    assert profiles.resolve("cpu") == declared["cpu"]  # no override, the declaration itself
+    with pytest.raises(ProfileError, match="valid profiles: cpu, w7900, a10g-x4, h100, b200-x4"):
         profiles.get_profile("tpu")
-    with pytest.raises(ValueError, match="valid steps: 0, 1, 2"):
-        profiles.parse_steps("0,7", ["0", "1", "2"])
-    assert profiles.parse_steps("2,0,2", ["0", "1", "2"]) == ["2", "0"]
-    assert profiles.parse_duration("1.5h") == 5400
+    with pytest.raises(ProfileError, match="--iters 0: must be >= 1"):
+        profiles.resolve("cpu", iters=0)
+    assert parse_duration("1.5h") == 5400
     with pytest.raises(ValueError, match="--time 'soon'"):
-        profiles.parse_duration("soon")
+        parse_duration("soon")
+
+
+def test_a_malformed_profile_names_its_fields():
+    decl = dict(profiles.declarations()["PROFILES"]["cpu"])
+    decl["datset"] = decl.pop("dataset")
+    with pytest.raises(ProfileError, match=r"'cpu': missing fields \['dataset'\], unknown fields"):
+        profiles.Profile.from_declaration("cpu", decl)
 
 
 def test_readme_profile_table_is_generated_from_profiles():
@@ -193,28 +243,25 @@ def test_git_state_reads_the_checkout(tmp_path):
     (tmp_path / "f.txt").write_text("a")
     git("add", "f.txt")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
-    head = git("rev-parse", "HEAD")
     (tmp_path / ".gitignore").write_text("results/\n")
     git("add", ".gitignore")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "ignore")
     head = git("rev-parse", "HEAD")
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "run.json").write_text("{}")  # ignored: still clean
-    assert results.git_state(str(tmp_path)) == {"commit": head, "dirty": False}
+    assert provenance.git_state(str(tmp_path)) == {"commit": head, "dirty": False}
     (tmp_path / "new.py").write_text("u")  # untracked, not ignored: a glob would build it
-    assert results.git_state(str(tmp_path)) == {"commit": head, "dirty": True}
+    assert provenance.git_state(str(tmp_path)) == {"commit": head, "dirty": True}
     (tmp_path / "new.py").unlink()
     (tmp_path / "f.txt").write_text("b")
-    assert results.git_state(str(tmp_path)) == {"commit": head, "dirty": True}
-    state = results.git_state(str(tmp_path.parent / "no-such-dir"))
+    assert provenance.git_state(str(tmp_path)) == {"commit": head, "dirty": True}
+    state = provenance.git_state(str(tmp_path.parent / "no-such-dir"))
     assert state["commit"] is None and state["error"].startswith("no git checkout at ")
 
 
-def test_the_manifest_records_machine_versions_and_command():
-    m = build_manifest("e", "r", "//x:y", {}, {}, "cpu", world_size=2, argv=[])
-    assert m["command"] == "bazel run //x:y" and m["argv"] == []
-    assert m["machine"]["world_size"] == 2
-    assert set(m["machine"]) == {
+def test_the_manifest_records_machine_versions_and_command(tmp_path):
+    machine = provenance.machine("cpu", world_size=2)
+    assert set(machine) == {
         "device",
         "world_size",
         "cpu",
@@ -224,8 +271,10 @@ def test_the_manifest_records_machine_versions_and_command():
         "os",
         "arch",
     }
-    assert m["machine"]["arch"] == platform.machine()
-    assert set(m["versions"]) == {
+    assert machine["world_size"] == 2 and machine["arch"] == platform.machine()
+    assert machine["gpu"] is None  # a CPU run names no GPU
+    versions = provenance.versions(None)
+    assert set(versions) == {
         "python",
         "torch",
         "cuda",
@@ -234,16 +283,25 @@ def test_the_manifest_records_machine_versions_and_command():
         "lock_sha256",
         "accelerator",
     }
-    assert m["versions"]["python"] == platform.python_version()
+    assert versions["python"] == platform.python_version() and versions["lock_sha256"] is None
+    info = tmp_path / "venv_info.json"
+    info.write_text(json.dumps({"lock_sha256": "ab" * 32, "accelerator": "cpu"}))
+    assert provenance.versions(str(info))["lock_sha256"] == "ab" * 32
+    m, _ = _manifest(tmp_path, [], [])
+    assert m["command"] == "bazel run //experiments:gpt2_ratio_ablation"
+    assert m["machine"]["device"] == "cpu" and m["versions"] == versions
 
 
-def test_a_deleted_metrics_file_is_named_missing(tmp_path):
-    run = RunDir(str(tmp_path), rerun_command="rerun --steps {step}")
-    JsonlWriter(run.metrics_path("s0")).write({"iter": 1})
-    run.mark_done("s0", {"val_loss": 1.0})
-    os.unlink(run.metrics_path("s0"))
-    with pytest.raises(ResultsError, match=r"is missing, but DONE recorded 1 lines"):
-        run.done_result("s0")
+def test_runs_made_on_different_machines_are_recorded_as_mixed(tmp_path):
+    runs = [
+        testing.run_result(run, provenance={"machine": {"cpu": cpu, "os": "linux"}})
+        for run, cpu in (("step00-s1337", "epyc"), ("step08-s1337", "xeon"))
+    ]
+    m, _ = _manifest(tmp_path, [], [], results_=runs)
+    assert m["machine"]["os"] == "linux"
+    assert m["machine"]["cpu"].startswith("mixed: ") and {"epyc", "xeon"} <= set(
+        m["machine"]["cpu"].replace("'", "").replace(";", "").split()
+    )
 
 
 def test_records_are_written_with_sorted_keys():
@@ -251,7 +309,7 @@ def test_records_are_written_with_sorted_keys():
 
 
 def test_a_file_that_is_not_utf8_is_corrupt_json(tmp_path):
-    bad = tmp_path / "DONE"
+    bad = tmp_path / "result.json"
     bad.write_bytes(b'{"val_loss": "\xff"}')
     with pytest.raises(ResultsError) as e:
         read_json(str(bad))

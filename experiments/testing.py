@@ -1,7 +1,384 @@
-"""Shared test fixtures (testonly): the gate's built experiment."""
+"""Test fixtures of experiments/ (testonly): tiny models, a run's spec, a tiny experiment.
 
+One copy of what the tests of the trainer, the kinds, the report, the
+installer and the run actions share:
+
+  BigramLM, Linear, Batches   tiny models the trainer trains in milliseconds
+                              (BigramLM is experiments/ddp_check.py's, which trains it too)
+  steps(experiment, profile)  an experiment's steps as experiments/experiments.bzl
+                              lists them, read from the same declarations
+                              (steps.bzl, pruning_matrix.bzl, kvsplice_cache.bzl,
+                              bench_decode.bzl, profiles.bzl)
+  run_spec, write_run_spec    the spec.json experiments/defs.bzl writes for one run
+  profile_of(spec)            the Profile that run's action trains under
+  write_inputs                an inputs.txt for experiments/run_step.py
+  run_result, metrics_of      a run's record (experiments/record.py RunResult) and a
+                              metrics.jsonl as the trainer writes it
+  write_experiment            a tiny experiment: the runs' records and the
+                              experiment.json the Report action and the installer read
+
+    spec = write_run_spec(tmp_path / "spec.json", "gpt2_ratio_ablation", "8", iters=4)
+    run_step.main(["--spec", ..., "--inputs", write_inputs(tmp_path / "inputs.txt", [...]),
+                   "--out", ..., "--store", str(tmp_path / "store")])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
 import os
 from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from experiments import profiles
+from experiments.ablations import registry
+from experiments.ddp_check import BigramLM
+from experiments.record import SCHEMA, RunResult, RunSpec
+from experiments.results import JsonlWriter, atomic_write_json
+from experiments.run_profile import Profile
+from tools.bazel.bzl_data import load_bzl
+
+__all__ = [
+    "EXPERIMENTS",
+    "BigramLM",
+    "Batches",
+    "Linear",
+    "cell_name",
+    "find_step",
+    "gate_runfiles",
+    "metrics_of",
+    "profile_of",
+    "run_result",
+    "run_spec",
+    "steps",
+    "write_experiment",
+    "write_inputs",
+    "write_run_spec",
+]
+
+HERE = Path(__file__).parent
+
+# ---------------------------------------------------------------- tiny models
+
+
+class Linear(nn.Module):
+    """y = x w + b, squared error: `model(x, y)` returns (prediction, loss). Five weights,
+    the same ones every time it is built."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(4, 1)
+
+    def forward(self, x, y):
+        pred = self.lin(x)
+        return pred, F.mse_loss(pred, y)
+
+
+class Batches:
+    """Linear's batches: random rows with a linear target (val shifted by 1); counts the
+    draws per split."""
+
+    def __init__(self, batch=4):
+        self.batch, self.calls = batch, {"train": 0, "val": 0}
+
+    def __call__(self, split, gen):
+        self.calls[split] += 1
+        x = torch.randn(self.batch, 4, generator=gen)
+        return x, x.sum(-1, keepdim=True) + (1.0 if split == "val" else 0.0)
+
+
+# ---------------------------------------------------------------- a run's spec
+
+# The experiments of experiments/experiments.bzl.
+EXPERIMENTS = (
+    "gpt2_ratio_ablation",
+    "gpt2_variants",
+    "pruning_matrix",
+    "kvsplice_cache",
+    "bench_decode",
+)
+
+
+def _bzl(name: str) -> dict:
+    return load_bzl(HERE / name)
+
+
+def _step(name, label, kind, declaration, dataset=None, aliases=(), seeded=True) -> dict:
+    return {
+        "name": name,
+        "aliases": list(aliases),
+        "label": label,
+        "kind": kind,
+        "declaration": declaration,
+        "dataset": dataset,
+        "seeded": seeded,
+    }
+
+
+def _gpt2_steps(experiment: str, profile: dict) -> list[dict]:
+    reg = registry.get()
+    out = []
+    if experiment == "gpt2_ratio_ablation":
+        for i, spec in sorted(reg.steps.items()):
+            variant = reg.variants[spec["variant"]]
+            decl = {"id": i, "step": spec, "variant": variant, "base": reg.base}
+            label = f"{spec['variant']}: {spec['doc']}"
+            name = f"step{i:02d}"
+            out.append(_step(name, label, "gpt2", decl, profile["dataset"], aliases=[str(i)]))
+        return out
+    for prefix, variant in reg.variants.items():
+        spec = registry.variant_spec(prefix, variant)
+        decl = {"id": -1, "step": spec, "variant": variant, "base": reg.base}
+        out.append(_step(prefix, variant["doc"], "gpt2", decl, profile["dataset"]))
+    return out
+
+
+def cell_name(model: str, optimizer: str, method: str, sparsity: float) -> str:
+    suffix = "" if method == "none" else f"-{int(sparsity * 100 + 0.5)}"
+    return f"{model}-{optimizer}-{method}{suffix}"
+
+
+def _matrix_steps(profile: dict) -> list[dict]:
+    m = _bzl("pruning_matrix.bzl")
+    kind = "cpu" if profile["device"] == "cpu" else "cuda"
+    out = []
+    for model in m["MATRIX"]["models"]:
+        settings = m["MODELS"][kind].get(model)
+        if settings is None:
+            continue
+        axes = m["CPU_RESNET"] if model == "resnet18" and kind == "cpu" else m["MATRIX"]
+        for opt in axes["optimizers"]:
+            for method in axes["methods"]:
+                if method.startswith("bitter") and opt not in m["ADAM_FAMILY"]:
+                    continue
+                for target in [0.0] if method == "none" else axes["sparsities"]:
+                    label = f"{model} {opt} {method}"
+                    if method != "none":
+                        label += f" {int(target * 100 + 0.5)}%"
+                    decl = {
+                        "model": model,
+                        "optimizer": opt,
+                        "method": method,
+                        "target": target,
+                        "settings": settings,
+                        "lr": m["LR"][opt],
+                        "weight_decay": m["WEIGHT_DECAY"],
+                        "schedule": m["SCHEDULE"],
+                        "schedule_iters": m["SCHEDULE_ITERS"],
+                    }
+                    name = cell_name(model, opt, method, target)
+                    out.append(_step(name, label, "vision", decl, settings["dataset"]))
+    return out
+
+
+def steps(experiment: str, profile: str = "cpu") -> list[dict]:
+    """The steps of `experiment` on `profile`, as experiments/experiments.bzl lists them:
+    name, aliases, label, kind, declaration, dataset, seeded."""
+    decl = profiles.declarations()["PROFILES"][profile]
+    if experiment in ("gpt2_ratio_ablation", "gpt2_variants"):
+        return _gpt2_steps(experiment, decl)
+    if experiment == "pruning_matrix":
+        return _matrix_steps(decl)
+    if experiment == "kvsplice_cache":
+        kv = _bzl("kvsplice_cache.bzl")["KV_CACHE"]
+        rest = {k: v for k, v in kv.items() if k != "classes"}
+        return [
+            _step(c, c, "kv_cache", dict(rest, **{"class": c}), seeded=False) for c in kv["classes"]
+        ]
+    if experiment == "bench_decode":
+        args = _bzl("bench_decode.bzl")["BENCH_DECODE"][
+            "cpu" if decl["device"] == "cpu" else "cuda"
+        ]
+        label = "K16/V8 decode bandwidth"
+        return [_step("decode", label, "decode", {"args": list(args)}, seeded=False)]
+    raise ValueError(f"unknown experiment {experiment!r}; accepted: {', '.join(EXPERIMENTS)}")
+
+
+def find_step(experiment: str, step: str, profile: str = "cpu") -> dict:
+    """One step by its name or alias ("step08" or "8", "MLA", "lenet5-adamw-bitter7-70")."""
+    all_steps = steps(experiment, profile)
+    for s in all_steps:
+        if step == s["name"] or step in s["aliases"]:
+            return s
+    names = ", ".join(s["name"] for s in all_steps)
+    raise ValueError(f"{experiment} has no step {step!r}; accepted: {names}")
+
+
+def run_spec(
+    experiment: str,
+    step: str,
+    seed: int | None = 1337,
+    profile: str = "cpu",
+    iters: int | None = None,
+    time: str | None = None,
+    declaration: dict | None = None,
+) -> dict:
+    """The spec.json experiments/defs.bzl writes for one run of `step` (a measurement's
+    run takes no seed). `declaration` replaces the step's, for a test that plants a
+    defect in it."""
+    s = find_step(experiment, step, profile)
+    seed = seed if s["seeded"] else None
+    return {
+        "experiment": experiment,
+        "step": s["name"],
+        "run": s["name"] + (f"-s{seed}" if seed is not None else ""),
+        "label": s["label"],
+        "seed": seed,
+        "kind": s["kind"],
+        "declaration": s["declaration"] if declaration is None else declaration,
+        "profile": profile,
+        "profile_declaration": profiles.declarations()["PROFILES"][profile],
+        "overrides": {"iters": iters, "time": time},
+        "schema": SCHEMA,
+    }
+
+
+def write_run_spec(path, experiment: str, step: str, **kwargs) -> RunSpec:
+    """Writes run_spec(...) to `path` as spec.json; returns it as a RunSpec."""
+    spec = run_spec(experiment, step, **kwargs)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(spec, sort_keys=True))
+    return RunSpec.from_dict(spec, str(path))
+
+
+def profile_of(spec: RunSpec) -> Profile:
+    """The Profile a run's action trains under: its profile's declaration, overridden."""
+    return Profile.from_declaration(spec.profile, spec.profile_declaration).overridden(
+        **spec.overrides
+    )
+
+
+def write_inputs(path, files) -> str:
+    """An inputs.txt for experiments/run_step.py (`<short path>\\t<path>` a line): `files`
+    are paths, whose short path is their name, or (short path, path) pairs."""
+    pairs = [f if isinstance(f, tuple) else (os.path.basename(str(f)), f) for f in files]
+    lines = [f"{short}\t{real}\n" for short, real in pairs]
+    Path(path).write_text("".join(lines))
+    return str(path)
+
+
+# ---------------------------------------------------------------- a tiny experiment
+
+
+def metrics_of(losses, val_losses=(), tokens_per_iter=768) -> list[dict]:
+    """metrics.jsonl as the trainer writes it: a train record per loss (iters 1, 2, ...),
+    then an eval record per validation loss, spread evenly up to the last iteration."""
+    recs = [
+        {"iter": i, "kind": "train", "loss": loss, "tokens": i * tokens_per_iter}
+        for i, loss in enumerate(losses, start=1)
+    ]
+    n = len(losses)
+    for k, v in enumerate(val_losses, start=1):
+        it = n * k // len(val_losses)
+        recs.append({"iter": it, "kind": "eval", "tokens": it * tokens_per_iter, "val_loss": v})
+    return recs
+
+
+def run_result(
+    run: str,
+    step: str | None = None,
+    seed: int | None = 1337,
+    values: dict | None = None,
+    checks=(),
+    status: str = "done",
+    failure: dict | None = None,
+    experiment: str = "tiny",
+    inputs_sha256: str | None = None,
+    built: dict | None = None,
+    provenance: dict | None = None,
+) -> RunResult:
+    """A run's result.json record; the step defaults to the run's name before `-s<seed>`."""
+    step = step or run.rsplit("-s", 1)[0]
+    return RunResult(
+        experiment=experiment,
+        step=step,
+        run=run,
+        seed=seed,
+        label=step,
+        status=status,
+        inputs_sha256=inputs_sha256 or hashlib.sha256(run.encode()).hexdigest(),
+        values=dict(values or {}),
+        checks=[dict(c) for c in checks],
+        failure=failure,
+        built=dict(built or {}),
+        provenance=provenance or {"machine": {"cpu": "test cpu"}, "versions": {"torch": "t"}},
+    )
+
+
+# The kind of step each report is made from (experiments/experiments.bzl EXPERIMENTS).
+KIND_OF_REPORT = {
+    "language": "gpt2",
+    "classifier": "vision",
+    "kv_cache": "kv_cache",
+    "decode": "decode",
+}
+
+
+def write_experiment(
+    root,
+    results: list[RunResult],
+    metrics: dict | None = None,
+    experiment: str = "tiny",
+    report: str = "language",
+    reference: str | None = None,
+    profile: str = "cpu",
+    entropy: float | None = None,
+    settings: dict | None = None,
+) -> str:
+    """A tiny experiment under `root`: each result's result.json and metrics.jsonl in
+    root/<run>/, the dataset's stats.json when `entropy` is given, and experiment.json
+    as experiments/defs.bzl writes it (run dirs absolute, so the report and the
+    installer find them from any directory). Returns experiment.json's path."""
+    root = Path(root)
+    runs = []
+    for res in results:
+        d = root / res.run
+        atomic_write_json(str(d / "result.json"), res.to_dict())
+        with JsonlWriter(str(d / "metrics.jsonl")) as w:
+            for rec in (metrics or {}).get(res.run, []):
+                w.write(rec)
+        runs.append({"run": res.run, "step": res.step, "seed": res.seed, "dir": str(d)})
+    stats = {}
+    if entropy is not None:
+        atomic_write_json(str(root / "stats.json"), {"unigram_entropy": entropy})
+        stats = {"data": str(root / "stats.json")}
+    declared_steps = list(dict.fromkeys(r.step for r in results))
+    seeds = sorted({r.seed for r in results if r.seed is not None}) or [1337]
+    all_settings = {
+        "profile": profile,
+        "steps": "all",
+        "seeds": len(seeds),
+        "seed": seeds[0],
+        "iters": 0,
+        "time": "",
+        "tracker": "none",
+    }
+    all_settings.update(settings or {})
+    path = root / "experiment.json"
+    atomic_write_json(
+        str(path),
+        {
+            "experiment": experiment,
+            "target": f"//experiments:{experiment}",
+            "reference": reference,
+            "report": report,
+            "profile": profile,
+            "profile_declaration": profiles.declarations()["PROFILES"][profile],
+            "settings": all_settings,
+            "flags": [f"--profile={profile}"],
+            "steps": [
+                {"step": s, "label": s, "kind": KIND_OF_REPORT[report], "declaration": {}}
+                for s in declared_steps
+            ],
+            "runs": runs,
+            "stats": stats,
+        },
+    )
+    return str(path)
 
 
 def gate_runfiles() -> Path:

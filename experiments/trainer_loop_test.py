@@ -4,9 +4,10 @@ experiments/trainer_test.py trains a real model on Shakespeare; these tests
 pin down what its docstring promises and those runs do not look at: which
 iterations are logged and evaluated and what the records hold, the learning
 rate each step uses, the returned summary, the time budget, which failures
-become TrainingFailure, what a checkpoint holds and what a resume keeps, and
-that only rank 0 writes. The mutation run (//tools:mutation) showed these
-untested.
+become TrainingFailure, what a checkpoint holds and what a resume keeps,
+that only rank 0 writes, and that a stop request checkpoints first. The
+mutation run (//tools:mutation) showed these untested. The model and its
+batches are experiments/testing.py's Linear and Batches.
 """
 
 import math
@@ -16,43 +17,18 @@ import types
 
 import pytest
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from experiments.results import read_jsonl
+from experiments.testing import Batches, Linear
 from experiments.trainer import (
     DistInfo,
     TrainConfig,
     Trainer,
     TrainingFailure,
+    TrainingInterrupted,
     lr_at,
     setup_distributed,
 )
-
-
-class Linear(nn.Module):
-    """y = x w + b, squared error: `model(x, y)` returns (prediction, loss)."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.lin = nn.Linear(4, 1)
-
-    def forward(self, x, y):
-        pred = self.lin(x)
-        return pred, F.mse_loss(pred, y)
-
-
-class Batches:
-    """Random rows with a linear target; counts the draws per split."""
-
-    def __init__(self, batch=4):
-        self.batch, self.calls = batch, {"train": 0, "val": 0}
-
-    def __call__(self, split, gen):
-        self.calls[split] += 1
-        x = torch.randn(self.batch, 4, generator=gen)
-        return x, x.sum(-1, keepdim=True) + (1.0 if split == "val" else 0.0)
 
 
 class Tracker:
@@ -410,3 +386,29 @@ def test_the_progress_bar_counts_iterations_from_a_resume(tmp_path, capfd):
     # tqdm on stderr, named after the step, from the checkpoint's iteration to max_iters.
     assert err.startswith("\rtrain:  50%|") and " 2/4 " in err and " 4/4 " in err
     assert " 0/4 " not in err and "loss=" in err
+
+
+def test_a_stop_request_checkpoints_and_a_resume_finishes_as_if_never_stopped(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    full = make(a, max_iters=6).fit()
+    asked = []
+    t = make(b, max_iters=6)
+    t.should_stop = lambda: asked.append(1) or len(asked) == 3  # SIGTERM during iteration 3
+    with pytest.raises(TrainingInterrupted) as e:
+        t.fit()
+    assert e.value.iteration == 3 and str(e.value) == "interrupted at iter 3; checkpoint saved"
+    assert torch.load(b / "ckpt.pt", weights_only=False)["iter"] == 3
+    res = make(b, max_iters=6).fit()
+    for key in ("first_loss", "final_train_loss", "val_loss", "tokens", "iters"):
+        assert res[key] == pytest.approx(full[key], rel=1e-6), key
+    iters = [r["iter"] for r in read_jsonl(str(b / "metrics.jsonl")) if r["kind"] == "train"]
+    assert iters == [1, 2, 3, 4, 5, 6]
+    # A request during the last iteration lets the run finish: nothing is left to resume.
+    t = make(tmp_path / "c", max_iters=2)
+    t.should_stop = lambda: True
+    with pytest.raises(TrainingInterrupted):
+        t.fit()
+    t = make(tmp_path / "d", max_iters=1)
+    t.should_stop = lambda: True
+    assert t.fit()["iters"] == 1

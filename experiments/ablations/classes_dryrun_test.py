@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from experiments.ablations import dryrun
+from experiments.ablations.step import TINY as STEP_TINY
 from models.gpt2 import zoo
 from models.gpt2.config import GPT2Config, preset
 
 CLASSES = zoo.discover()
-TINY = dict(n_layer=2, n_head=2, n_embd=128, block_size=64, vocab_size=256, dropout=0.0)
+TINY = dict(STEP_TINY, dropout=0.0)  # the dimensions every step's dry-run uses
 
 
 def tiny_config(cls):

@@ -1,6 +1,9 @@
+"""The registry (steps.bzl) and step.py, which turns one step's declaration into a Step."""
+
 import pytest
 
 from experiments.ablations import dryrun, registry
+from experiments.ablations import step as step_lib
 from experiments.ablations.registry import STEPS_BZL, Registry, StepError, load_bzl
 from models.gpt2 import zoo
 
@@ -100,3 +103,30 @@ def test_readme_step_table_is_generated_from_the_registry():
         "README step table is stale; regenerate with "
         "`bazel run //experiments/ablations:list -- --steps-table`"
     )
+
+
+def test_a_runs_declaration_builds_the_registrys_step_or_names_what_is_wrong():
+    """A run reads only its step's three parts (step.py); they give the registry's Step."""
+    reg = registry.get()
+    spec, variant, base = reg.steps[8], reg.variants["MLA"], reg.base
+    built = step_lib.Step.from_parts(8, spec, variant, base)
+    assert built == reg.step(8)
+    assert built.options == {**base["options"], **variant["options"], **spec["options"]}
+    ra = reg.variants["RA"]
+    plain = step_lib.Step.from_parts(-1, registry.variant_spec("RA", ra), ra, base)
+    assert plain == reg.variant_step("RA")
+    assert plain.options == {"dropout": 0.1, "ra_learned": False}  # base, then the prefix's
+
+    def refused(spec, message):
+        with pytest.raises(StepError, match=message):
+            s = step_lib.Step.from_parts(8, spec, variant, base)
+            step_lib.build_model(s, step_lib.config(s, "tiny"))
+
+    refused(
+        dict(spec, optimiser="adamw"), r"^step 8 \(MLA\) is invalid: unknown fields \['optimiser'\]"
+    )
+    refused(dict(spec, pruning={"targets": 0.5}), r"unknown pruning keys \['targets'\]; accepted")
+    refused(dict(spec, options={"d_latnt": 64}), "GPT2Config has no option 'd_latnt'")
+    refused(dict(spec, options={"ra_alpha": 0.5}), "GPT2_MLA does not implement 'ra'")
+    with pytest.raises(ValueError, match="unknown dims 'huge'; accepted: real, tiny, a dict of"):
+        step_lib.config(built, "huge")
