@@ -289,3 +289,16 @@ def experiment(name, experiment = None, fixed = {}, **kwargs):
         fixed = fixed,
         **kwargs
     )
+
+def _declared_steps_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".json")
+    ctx.actions.write(out, json.encode({
+        name: {profile: decl.steps(PROFILES[profile]) for profile in PROFILES}
+        for name, decl in EXPERIMENTS.items()
+    }))
+    return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
+
+declared_steps = rule(
+    implementation = _declared_steps_impl,
+    doc = "<name>.json: experiment -> profile -> its steps, as experiments.bzl lists them.",
+)

@@ -338,7 +338,7 @@ def test_a_run_setting_after_the_double_dash_says_where_it_goes(tmp_path, capsys
     assert install.main(argv) == 2
     assert capsys.readouterr().err.strip() == (
         "knlp: --profile is a build setting now: give it before `--`, as in "
-        "`bazel run //experiments:tiny --profile=VALUE` (experiments/README.md)"
+        "`bazel run //experiments:tiny --profile=h100` (experiments/README.md)"
     )
     argv[-2:] = ["--colour", "blue"]
     assert install.main(argv) == 2

@@ -54,7 +54,7 @@ GONE = {
     "no-compile": "the profile decides (experiments/profiles.bzl)",
     "checkpoint-interval": "the profile decides (experiments/profiles.bzl)",
     "no-progress": "runs log to their log.txt; Bazel shows the running ones",
-    "list": "the steps are listed by `bazel run //experiments:list_steps`",
+    "list": "`bazel run //experiments:list_steps -- <experiment>` lists the steps",
 }
 RUN_FILES = ("result.json", "metrics.jsonl", "log.txt", "model.pt", "spec.json", "inputs.txt")
 

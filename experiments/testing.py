@@ -5,10 +5,8 @@ installer and the run actions share:
 
   BigramLM, Linear, Batches   tiny models the trainer trains in milliseconds
                               (BigramLM is experiments/ddp_check.py's, which trains it too)
-  steps(experiment, profile)  an experiment's steps as experiments/experiments.bzl
-                              lists them, read from the same declarations
-                              (steps.bzl, pruning_matrix.bzl, kvsplice_cache.bzl,
-                              bench_decode.bzl, profiles.bzl)
+  steps(experiment, profile)  an experiment's steps, as Bazel lists them from
+                              experiments/experiments.bzl (//experiments:steps)
   run_spec, write_run_spec    the spec.json experiments/defs.bzl writes for one run
   profile_of(spec)            the Profile that run's action trains under
   write_inputs                an inputs.txt for experiments/run_step.py
@@ -34,19 +32,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from experiments import profiles
-from experiments.ablations import registry
 from experiments.ddp_check import BigramLM
 from experiments.record import SCHEMA, RunResult, RunSpec
 from experiments.results import JsonlWriter, atomic_write_json
 from experiments.run_profile import Profile
-from tools.bazel.bzl_data import load_bzl
 
 __all__ = [
-    "EXPERIMENTS",
     "BigramLM",
     "Batches",
     "Linear",
-    "cell_name",
+    "declared_steps",
     "find_step",
     "gate_runfiles",
     "metrics_of",
@@ -93,109 +88,30 @@ class Batches:
 
 # ---------------------------------------------------------------- a run's spec
 
-# The experiments of experiments/experiments.bzl.
-EXPERIMENTS = (
-    "gpt2_ratio_ablation",
-    "gpt2_variants",
-    "pruning_matrix",
-    "kvsplice_cache",
-    "bench_decode",
-)
+
+def _built(path: str) -> Path:
+    """A Bazel output of experiments/: in the test's runfiles, or under bazel-bin/."""
+    import pytest
+
+    for root in (Path(os.environ.get("TEST_SRCDIR", "/nonexistent")) / "knlp", HERE.parent):
+        for candidate in (root / path, root / "bazel-bin" / path):
+            if candidate.exists():
+                return candidate
+    pytest.skip(f"{path} is not built (bazel build //experiments:steps)")
 
 
-def _bzl(name: str) -> dict:
-    return load_bzl(HERE / name)
-
-
-def _step(name, label, kind, declaration, dataset=None, aliases=(), seeded=True) -> dict:
-    return {
-        "name": name,
-        "aliases": list(aliases),
-        "label": label,
-        "kind": kind,
-        "declaration": declaration,
-        "dataset": dataset,
-        "seeded": seeded,
-    }
-
-
-def _gpt2_steps(experiment: str, profile: dict) -> list[dict]:
-    reg = registry.get()
-    out = []
-    if experiment == "gpt2_ratio_ablation":
-        for i, spec in sorted(reg.steps.items()):
-            variant = reg.variants[spec["variant"]]
-            decl = {"id": i, "step": spec, "variant": variant, "base": reg.base}
-            label = f"{spec['variant']}: {spec['doc']}"
-            name = f"step{i:02d}"
-            out.append(_step(name, label, "gpt2", decl, profile["dataset"], aliases=[str(i)]))
-        return out
-    for prefix, variant in reg.variants.items():
-        spec = registry.variant_spec(prefix, variant)
-        decl = {"id": -1, "step": spec, "variant": variant, "base": reg.base}
-        out.append(_step(prefix, variant["doc"], "gpt2", decl, profile["dataset"]))
-    return out
-
-
-def cell_name(model: str, optimizer: str, method: str, sparsity: float) -> str:
-    suffix = "" if method == "none" else f"-{int(sparsity * 100 + 0.5)}"
-    return f"{model}-{optimizer}-{method}{suffix}"
-
-
-def _matrix_steps(profile: dict) -> list[dict]:
-    m = _bzl("pruning_matrix.bzl")
-    kind = "cpu" if profile["device"] == "cpu" else "cuda"
-    out = []
-    for model in m["MATRIX"]["models"]:
-        settings = m["MODELS"][kind].get(model)
-        if settings is None:
-            continue
-        axes = m["CPU_RESNET"] if model == "resnet18" and kind == "cpu" else m["MATRIX"]
-        for opt in axes["optimizers"]:
-            for method in axes["methods"]:
-                if method.startswith("bitter") and opt not in m["ADAM_FAMILY"]:
-                    continue
-                for target in [0.0] if method == "none" else axes["sparsities"]:
-                    label = f"{model} {opt} {method}"
-                    if method != "none":
-                        label += f" {int(target * 100 + 0.5)}%"
-                    decl = {
-                        "model": model,
-                        "optimizer": opt,
-                        "method": method,
-                        "target": target,
-                        "settings": settings,
-                        "lr": m["LR"][opt],
-                        "weight_decay": m["WEIGHT_DECAY"],
-                        "schedule": m["SCHEDULE"],
-                        "schedule_iters": m["SCHEDULE_ITERS"],
-                    }
-                    name = cell_name(model, opt, method, target)
-                    out.append(_step(name, label, "vision", decl, settings["dataset"]))
-    return out
+def declared_steps() -> dict:
+    """experiment -> profile -> its steps, as Bazel lists them (//experiments:steps)."""
+    return json.loads(_built("experiments/steps.json").read_text())
 
 
 def steps(experiment: str, profile: str = "cpu") -> list[dict]:
     """The steps of `experiment` on `profile`, as experiments/experiments.bzl lists them:
-    name, aliases, label, kind, declaration, dataset, seeded."""
-    decl = profiles.declarations()["PROFILES"][profile]
-    if experiment in ("gpt2_ratio_ablation", "gpt2_variants"):
-        return _gpt2_steps(experiment, decl)
-    if experiment == "pruning_matrix":
-        return _matrix_steps(decl)
-    if experiment == "kvsplice_cache":
-        kv = _bzl("kvsplice_cache.bzl")["KV_CACHE"]
-        rest = {k: v for k, v in kv.items() if k != "classes"}
-        return [
-            _step(c, c, "kv_cache", dict(rest, **{"class": c}), seeded=False) for c in kv["classes"]
-        ]
-    if experiment == "bench_decode":
-        args = _bzl("bench_decode.bzl")["BENCH_DECODE"][
-            "cpu" if decl["device"] == "cpu" else "cuda"
-        ]
-        label = "K16/V8 decode bandwidth"
-        return [_step("decode", label, "decode", {"args": list(args)}, seeded=False)]
-    raise ValueError(f"unknown experiment {experiment!r}; accepted: {', '.join(EXPERIMENTS)}")
+    name, aliases, label, kind, program, declaration, dataset, seeded."""
+    declared = declared_steps()
+    if experiment not in declared:
+        raise ValueError(f"unknown experiment {experiment!r}; accepted: {', '.join(declared)}")
+    return declared[experiment][profile]
 
 
 def find_step(experiment: str, step: str, profile: str = "cpu") -> dict:
