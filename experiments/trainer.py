@@ -329,8 +329,12 @@ class Trainer:
                     and it % cfg.checkpoint_interval == 0
                     and it < cfg.max_iters
                 ):
+                    if writer:
+                        writer.sync()
                     self.save_checkpoint(it, elapsed)
                 if self.should_stop is not None and self.should_stop() and it < cfg.max_iters:
+                    if writer:
+                        writer.sync()
                     self.save_checkpoint(it, elapsed)
                     raise TrainingInterrupted(it)
             final = self._eval_and_record(it, writer)
