@@ -14,7 +14,7 @@ two of them is the method:
 
 The schedule holds `target`, `warmup`, `ramp_end` and `frequency` (in
 iterations; schedule.py `scaled` stretches one to a budget), and may hold
-`dense_tied`. Each method ramps in its own shape (cubic, movement linear),
+`dense_tied`; `none` takes the comparison's schedule and ignores it, or None. Each method ramps in its own shape (cubic, movement linear),
 as the old tree defines them; all reach `target` at `ramp_end`. Nothing
 here lengthens a run: `scores.RUN_EXTENSION` (bitter3-9 trained 25% longer
 in the old tree) is the caller's to apply or not, and a comparison at one
@@ -32,11 +32,13 @@ SCHEDULE_KEYS = ("target", "warmup", "ramp_end", "frequency")
 OPTIONAL_KEYS = ("dense_tied",)
 
 
-def _check(method: str, base: str, schedule: dict) -> None:
+def _check(method: str, base: str, schedule: dict | None) -> None:
     if method not in METHODS:
         raise ValueError(f"unknown pruning method {method!r}; accepted: {', '.join(METHODS)}")
     if base not in BASES:
         raise ValueError(f"unknown base optimizer {base!r}; accepted: {', '.join(BASES)}")
+    if method == "none" and schedule is None:
+        return  # the dense reference has nothing to schedule
     if not isinstance(schedule, dict):
         raise ValueError(f"schedule {schedule!r} is invalid; accepted: a dict")
     missing = [k for k in SCHEDULE_KEYS if k not in schedule]
@@ -48,7 +50,7 @@ def _check(method: str, base: str, schedule: dict) -> None:
         )
 
 
-def plan(method: str, base: str, schedule: dict) -> dict:
+def plan(method: str, base: str, schedule: dict | None) -> dict:
     """What `build` makes, as data for a run's record: optimizer, base, pruning options, clip.
 
     `grad_clip` is the trainer's global gradient-norm clip for this base
@@ -68,7 +70,7 @@ def build(
     model,
     method: str,
     base: str,
-    schedule: dict,
+    schedule: dict | None,
     lr: float,
     weight_decay: float,
     betas: tuple[float, float] = (0.9, 0.95),

@@ -55,6 +55,13 @@ def test_the_dense_reference_prunes_nothing():
     assert layer_types.sparsity_by_type(model)["all"]["zeros"] == 0
 
 
+def test_the_dense_reference_needs_no_schedule_and_a_pruned_method_does():
+    assert methods.plan("none", "adamwspam", None)["pruning"] is None
+    assert isinstance(methods.build(tiny_gpt2(), "none", "adamw", None, **HYPER), torch.optim.AdamW)
+    with pytest.raises(ValueError, match="schedule None is invalid; accepted: a dict"):
+        methods.plan("magnitude", "adamw", None)
+
+
 def _settings(opt):
     base = getattr(opt, "base", opt)
     groups = [{k: g[k] for k in ("lr", "weight_decay", "betas")} for g in base.param_groups]
