@@ -156,6 +156,29 @@ def test_every_step_reaches_its_model_and_gpu_profiles_train_124m(tmp_path):
     assert mla.values["kv_bytes_per_token"] < base.values["kv_bytes_per_token"] / 2
 
 
+def test_labels_state_the_size_each_profile_builds(tmp_path):
+    """Step 0's doc says MLP 3072 (GPT-2 124M); on the cpu profile it builds 512."""
+
+    def label(step, profile):
+        spec = testing.write_run_spec(
+            tmp_path / f"{step}-{profile}.json", "gpt2_ratio_ablation", step, profile=profile
+        )
+        prof = testing.profile_of(spec)
+        st = gpt2_step.step_of(spec.declaration)
+        vocab = gpt2_step.model_vocab_size(prof.dataset, {"vocab_size": 84})
+        cfg = gpt2_step.step_config(st, prof, vocab)
+        return gpt2_step.size_label(st, cfg, gpt2_step.method_of(st.pruning)[0], 0.5)
+
+    assert "MLP 3072" in registry.step(0).doc
+    assert label("0", "cpu") == "B: MLP 512 (ratio 4), adamwspam"
+    assert label("0", "h100") == "B: MLP 3072 (ratio 4), adamwspam"
+    assert label("1", "cpu") == "B: MLP 512 (ratio 4), adamwspam, bitter7 50%"
+    assert label("16", "cpu") == (
+        "RAMLA: MLP 320 (ratio 2.667), attention gate, cross-token MLP, RA alpha 0.3, band 8, "
+        "latent 32, RA-CT topk, k 8, alpha 0.2, on the output, adamwspam"
+    )
+
+
 CELLS = ("magnitude", "movement", "bitter7")
 
 
