@@ -20,11 +20,20 @@ action per seed trains or measures (experiments/defs.bzl):
   seeded       one run per seed of --seeds, or one run in all (a measurement)
 
 The declarations themselves are literals: experiments/ablations/steps.bzl,
-pruning_matrix.bzl, kvsplice_cache.bzl, bench_decode.bzl.
+gpt2_pruning.bzl, pruning_matrix.bzl, kvsplice_cache.bzl, bench_decode.bzl.
 """
 
 load("//experiments/ablations:steps.bzl", "RATIO_BASE", "RATIO_STEPS", "VARIANTS")
 load(":bench_decode.bzl", "BENCH_DECODE")
+load(
+    ":gpt2_pruning.bzl",
+    PRUNING_METHODS = "METHODS",
+    PRUNING_MODEL = "MODEL",
+    PRUNING_OPTIMIZERS = "OPTIMIZERS",
+    PRUNING_REFERENCE = "REFERENCE",
+    PRUNING_SCHEDULE = "SCHEDULE",
+    PRUNING_TARGET = "TARGET",
+)
 load(":kvsplice_cache.bzl", "KV_CACHE")
 load(":pruning_matrix.bzl", "ADAM_FAMILY", "CPU_RESNET", "LR", "MATRIX", "MODELS", "SCHEDULE", "SCHEDULE_ITERS", "WEIGHT_DECAY")
 
@@ -85,6 +94,38 @@ def variant_steps(profile):
     for prefix, variant in VARIANTS.items():
         spec = {"variant": prefix, "options": {}, "pruning": None, "doc": variant["doc"]}
         out.append(_step(prefix, **_gpt2(-1, spec, prefix, variant["doc"], profile)))
+    return out
+
+def pruning_steps(profile):
+    """One GPT-2 step per optimizer and method of gpt2_pruning.bzl: adamw-none ... adamwspam-bitter9.
+
+    Every pruned step declares the same schedule (SCHEDULE with the target);
+    experiments/gpt2_step.py scales it to the profile's budget and builds the
+    method with pruning/methods.py.
+
+    Args:
+      profile: the profile's entry of experiments/profiles.bzl.
+
+    Returns:
+      The steps, as _step structs.
+    """
+    out = []
+    for opt in PRUNING_OPTIMIZERS:
+        for method in PRUNING_METHODS:
+            pruning = None
+            what = "dense"
+            if method != "none":
+                pruning = dict(PRUNING_SCHEDULE, method = method, target = PRUNING_TARGET)
+                what = "%s %d%%" % (method, int(PRUNING_TARGET * 100 + 0.5))
+            spec = {
+                "variant": PRUNING_MODEL["variant"],
+                "options": PRUNING_MODEL["options"],
+                "optimizer": opt,
+                "pruning": pruning,
+                "doc": "GPT-2, %s, %s" % (opt, what),
+            }
+            g = _gpt2(-1, spec, PRUNING_MODEL["variant"], "%s %s" % (opt, what), profile)
+            out.append(_step("%s-%s" % (opt, method), **g))
     return out
 
 def cell_name(model, optimizer, method, sparsity):
@@ -181,6 +222,7 @@ def decode_steps(profile):
 EXPERIMENTS = {
     "gpt2_ratio_ablation": struct(steps = ratio_steps, reference = "step00", report = "language"),
     "gpt2_variants": struct(steps = variant_steps, reference = "B", report = "language"),
+    "gpt2_pruning": struct(steps = pruning_steps, reference = PRUNING_REFERENCE, report = "language_pruning"),
     "pruning_matrix": struct(steps = matrix_steps, reference = matrix_references, report = "classifier"),
     "kvsplice_cache": struct(steps = cache_steps, reference = None, report = "kv_cache"),
     "bench_decode": struct(steps = decode_steps, reference = None, report = "decode"),
