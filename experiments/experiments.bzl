@@ -35,7 +35,7 @@ load(
     PRUNING_TARGET = "TARGET",
 )
 load(":kvsplice_cache.bzl", "KV_CACHE")
-load(":pruning_matrix.bzl", "ADAM_FAMILY", "CPU_RESNET", "LR", "MATRIX", "MODELS", "SCHEDULE", "SCHEDULE_ITERS", "WEIGHT_DECAY")
+load(":pruning_matrix.bzl", "ADAM_FAMILY", "CPU_REDUCED", "CPU_RESNET", "LR", "MATRIX", "MODELS", "SCHEDULE", "SCHEDULE_ITERS", "WEIGHT_DECAY")
 
 def _step(name, label, kind, program, declaration, dataset = None, aliases = [], seeded = True):
     return struct(
@@ -147,7 +147,7 @@ def matrix_steps(profile):
         settings = MODELS[kind].get(model)
         if settings == None:
             continue
-        axes = CPU_RESNET if model == "resnet18" and kind == "cpu" else MATRIX
+        axes = CPU_RESNET if model in CPU_REDUCED and kind == "cpu" else MATRIX
         for opt in axes["optimizers"]:
             for method in axes["methods"]:
                 if method.startswith("bitter") and opt not in ADAM_FAMILY:

@@ -63,8 +63,9 @@ MATRIX = {
     "sparsities": [0.5, 0.7, 0.9],
 }
 
-# On the CPU, the ResNets (ResNet-18 about 100x LeNet-5's cost, ResNet-50 more)
-# train these cells only.
+# On the CPU, the models of CPU_REDUCED (ResNet-18 costs about 100x LeNet-5,
+# ResNet-50 more) train these cells only.
+CPU_REDUCED = ["resnet18", "resnet50"]
 CPU_RESNET = {
     "optimizers": ["adamw"],
     "methods": ["none", "magnitude", "bitter7"],
