@@ -362,8 +362,10 @@ def comparison_note(stats: list[dict], report: Report) -> list[str]:
         "Each step is compared with its reference (`vs`) seed by seed: `difference` is the "
         f"mean over seeds of step minus reference in {report.label}, with its 95% interval "
         "(Student t on the paired differences: the paired t-test); `p (Holm)` is its "
-        f"two-sided p after Holm's correction over the {m} comparisons of this table that "
-        f"have one. A step is better or worse when that p is below {verdicts.ALPHA}, "
+        "two-sided p after Holm's correction over "
+        + (f"the {m} comparisons of this table that have one" if m else "every comparison "
+           "of the table that has one (here none has)")
+        + f". A step is better or worse when that p is below {verdicts.ALPHA}, "
         "otherwise not resolved; the interval is the comparison's own, so it can exclude "
         "zero for a step that stays not resolved. Where a step and its reference did not "
         "run the same seeds, or ran one, the test is Welch's unpaired t-test, named in the "
