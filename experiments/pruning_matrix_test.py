@@ -58,7 +58,11 @@ def test_every_pruned_cell_is_compared_with_the_dense_cell_of_its_model_and_opti
         assert pruned and all((cells[n]["model"], cells[n]["optimizer"]) in dense for n in pruned)
     # On the CPU, ResNet-50 trains the reduced cells only (--steps='resnet50-*' is a dry run).
     cpu = [s["name"] for s in testing.steps("pruning_matrix", "cpu") if s["name"][:8] == "resnet50"]
-    assert cpu == ["resnet50-adamw-none", "resnet50-adamw-magnitude-50", "resnet50-adamw-bitter7-50"]
+    assert cpu == [
+        "resnet50-adamw-none",
+        "resnet50-adamw-magnitude-50",
+        "resnet50-adamw-bitter7-50",
+    ]
 
 
 IMAGE = np.random.default_rng(0).integers(0, 256, 3 * 32 * 32, dtype=np.uint8)

@@ -5,10 +5,11 @@
 experiments/defs.bzl runs this once every run of an experiment is built. It
 reads experiment.json (the steps, the runs and where their records are, the
 reference: one step or a mapping step -> reference, which report), each
-run's result.json and metrics.jsonl, and each dataset's stats.json, and writes into DIR what the report of its kind
-writes (REPORTS): summary.md, summary.json and, for trained experiments,
-val_curves.csv and plots/. The run id is derived here from what made the
-runs, so every machine that builds the same runs reports the same run id:
+run's result.json and metrics.jsonl, and each dataset's stats.json, and
+writes into DIR what the report of its kind writes (REPORTS): summary.md,
+summary.json and, for trained experiments, val_curves.csv and plots/. The
+run id is derived here from what made the runs, so every machine that
+builds the same runs reports the same run id:
 
     <profile>-<first 8 hex of the sha256 of the experiment and every run's inputs digest>
 """

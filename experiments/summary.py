@@ -309,7 +309,7 @@ def step_stats(groups: dict, report: Report, declared) -> list[dict]:
 
 
 def fmt_difference(st: dict) -> str:
-    """"-0.0123 [-0.0200, -0.0046]": the difference and its interval, as far as known."""
+    """The difference and its interval, as far as known: "-0.0123 [-0.0200, -0.0046]"."""
     if st["difference"] is None:
         return "-"
     if st["low"] is None:
@@ -363,8 +363,11 @@ def comparison_note(stats: list[dict], report: Report) -> list[str]:
         f"mean over seeds of step minus reference in {report.label}, with its 95% interval "
         "(Student t on the paired differences: the paired t-test); `p (Holm)` is its "
         "two-sided p after Holm's correction over "
-        + (f"the {m} comparisons of this table that have one" if m else "every comparison "
-           "of the table that has one (here none has)")
+        + (
+            f"the {m} comparisons of this table that have one"
+            if m
+            else "every comparison of the table that has one (here none has)"
+        )
         + f". A step is better or worse when that p is below {verdicts.ALPHA}, "
         "otherwise not resolved; the interval is the comparison's own, so it can exclude "
         "zero for a step that stays not resolved. Where a step and its reference did not "

@@ -14,8 +14,9 @@ two of them is the method:
 
 The schedule holds `target`, `warmup`, `ramp_end` and `frequency` (in
 iterations; schedule.py `scaled` stretches one to a budget), and may hold
-`dense_tied`; `none` takes the comparison's schedule and ignores it, or None. Each method ramps in its own shape (cubic, movement linear),
-as the old tree defines them; all reach `target` at `ramp_end`. Nothing
+`dense_tied`; `none` takes the comparison's schedule and ignores it, or None.
+Each method ramps in its own shape (cubic, movement linear), as the old tree
+defines them; all reach `target` at `ramp_end`. Nothing
 here lengthens a run: `scores.RUN_EXTENSION` (bitter3-9 trained 25% longer
 in the old tree) is the caller's to apply or not, and a comparison at one
 budget does not.

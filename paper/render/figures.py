@@ -89,7 +89,9 @@ def _forest(ax, rows, title):
 def ratio(ds, fig):
     d = data.ratio(ds)
     curves, forest = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
-    _curves(curves, [st["step"] for st in d["steps"]], d["bands"], f"RATIO ablation, run {ds.run_id}")
+    _curves(
+        curves, [st["step"] for st in d["steps"]], d["bands"], f"RATIO ablation, run {ds.run_id}"
+    )
     curves.legend(frameon=False, ncol=2, fontsize=5)
     _forest(forest, d["comparisons"], f"against {d['reference']} (green better, red worse)")
 
@@ -98,7 +100,9 @@ def gpt2_pruning(ds, fig):
     d = data.gpt2_pruning(ds)
     forest, curves = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 3]})
     _forest(forest, d["comparisons"], "against the dense step (green better, red worse)")
-    _curves(curves, [st["step"] for st in d["steps"]], d["bands"], f"GPT-2 pruning, run {ds.run_id}")
+    _curves(
+        curves, [st["step"] for st in d["steps"]], d["bands"], f"GPT-2 pruning, run {ds.run_id}"
+    )
     curves.legend(frameon=False, ncol=2, fontsize=5)
 
 

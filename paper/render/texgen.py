@@ -359,9 +359,7 @@ def gpt2_pruning(ds, m):
             verdict,
         ]
         body.append(" & ".join(cells) + r" \\")
-    body.append(
-        rf"\midrule \multicolumn{{9}}{{l}}{{{escape(GPU_SETTING)}: {m.get('Gpu')}}} \\"
-    )
+    body.append(rf"\midrule \multicolumn{{9}}{{l}}{{{escape(GPU_SETTING)}: {m.get('Gpu')}}} \\")
     _verdict_macros(m, d["comparisons"])
     pruned = d["comparisons"]
     best = min(steps, key=lambda st: st["mean"])
