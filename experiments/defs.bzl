@@ -173,6 +173,10 @@ def _run_action(ctx, settings, step, seed, profile, programs, data, venv_info):
         # The run keeps its checkpoints in the per-user store outside the output
         # tree (experiments/store.py), which a sandbox would hide.
         execution_requirements = {"no-sandbox": "1"},
+        # The strict action environment (.bazelrc: a fixed PATH, and the --action_env
+        # an accelerator's config sets). Without a PATH, g++ cannot find its own
+        # cc1plus, and torch.compile on the CPU (bitter9's scorer) fails.
+        use_default_shell_env = True,
     )
     return struct(
         run = run,
