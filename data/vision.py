@@ -6,6 +6,10 @@ scikit-learn wheel) works anywhere and is the CPU default. `mnist`,
 their original distribution formats; a missing one raises an error naming
 `bazel run //data:prepare_vision -- --dataset NAME`, which fetches it on a
 host with network access.
+
+A dataset may carry a training augmentation (data/augment.py, by name:
+`load_vision("cifar10", augment="crop_flip")`); `VisionData` applies it to
+every training batch it hands out and to no test batch.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from data.augment import CropFlip, augmentation
 from tools.bazel.bzl_data import load_bzl
 
 VISION_DATASETS = {
@@ -47,10 +52,30 @@ class VisionData:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    augment: CropFlip | None = None  # applied to training batches only
+    mean: float = 0.0  # the normalization: stored value = (pixel - mean) / std
+    std: float = 1.0
+
+    def _split(self, split: str):
+        if split not in ("train", "test"):
+            raise ValueError(f"split {split!r}: accepted: train, test")
+        if split == "test":
+            return self.x_test, self.y_test
+        return self.x_train, self.y_train
+
+    def _augmented(self, split: str, x: torch.Tensor, generator: torch.Generator | None):
+        if split != "train" or self.augment is None:
+            return x
+        if generator is None:
+            raise ValueError(
+                f"{self.name}'s training batches are augmented ({self.augment.name}); "
+                "pass a seeded torch.Generator"
+            )
+        return self.augment(x, generator, fill=-self.mean / self.std)  # pad with black
 
     def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None):
-        """Yields (x, y) minibatches; shuffled when a generator is given."""
-        x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
+        """Yields (x, y) minibatches; shuffled (and augmented, for train) with a generator."""
+        x, y = self._split(split)
         order = (
             torch.randperm(len(x), generator=generator)
             if generator is not None
@@ -58,7 +83,13 @@ class VisionData:
         )
         for i in range(0, len(x), batch_size):
             idx = order[i : i + batch_size]
-            yield x[idx], y[idx]
+            yield self._augmented(split, x[idx], generator), y[idx]
+
+    def sample(self, split: str, batch_size: int, generator: torch.Generator):
+        """One batch of `batch_size` samples drawn with replacement (augmented, for train)."""
+        x, y = self._split(split)
+        idx = torch.randint(len(x), (batch_size,), generator=generator).to(x.device)
+        return self._augmented(split, x[idx], generator), y[idx]
 
 
 def _missing(name: str, where: str) -> FileNotFoundError:
@@ -156,10 +187,15 @@ def load_vision(
     channels: int | None = None,
     data_dir: str | None = None,
     limit_train: int | None = None,
+    augment: str | None = None,
 ) -> VisionData:
-    """Loads `name`, optionally resized to `image_size` and repeated to `channels`."""
+    """Loads `name`, optionally resized to `image_size` and repeated to `channels`.
+
+    `augment` names the training augmentation (data/augment.py AUGMENTATIONS).
+    """
     if name not in VISION_DATASETS:
         raise ValueError(f"unknown vision dataset {name!r}; known: {', '.join(VISION_DATASETS)}")
+    transform = augmentation(augment)
     _, _, classes = VISION_DATASETS[name]
     if name == "digits":
         xtr, ytr, xte, yte = _digits()
@@ -190,4 +226,7 @@ def load_vision(
         x_test=prep(xte),
         y_test=torch.from_numpy(yte),
         num_classes=classes,
+        augment=transform,
+        mean=mean,
+        std=std,
     )

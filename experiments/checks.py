@@ -22,7 +22,9 @@ Per run, in the report (experiments/report.py, from every result):
     entropy of the validation tokens (data/stats.py);
   * KVSplice quality: its mean validation loss is at most 1.4% above its MLA
     base's (research-domain: more means a bug), unless the gap is inside the
-    seed noise.
+    seed noise (twice the pooled standard deviation: a tolerance on a cost,
+    kept as its own rule; the Steps table's verdicts are experiments/verdicts.py's
+    paired tests).
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ def check_kvsplice_cost(kv: list[float], base: list[float], base_name: str) -> C
     )
 
 
-# ---------------------------------------------------------------- significance
+# ---------------------------------------------------------------- KVSplice's noise
 
 
 def pooled_std(a: list[float], b: list[float]) -> float | None:
@@ -221,14 +223,3 @@ def pooled_std(a: list[float], b: list[float]) -> float | None:
         return None
     va, vb = np.var(a, ddof=1), np.var(b, ddof=1)
     return float(math.sqrt(((len(a) - 1) * va + (len(b) - 1) * vb) / (len(a) + len(b) - 2)))
-
-
-def compare(values: list[float], reference: list[float], lower_is_better: bool = True) -> str:
-    """Better or worse than the reference beyond twice the pooled std, else not resolved."""
-    noise = pooled_std(values, reference)
-    if noise is None:
-        return "not resolved"
-    diff = float(np.mean(values) - np.mean(reference))
-    if abs(diff) <= 2 * noise:
-        return "not resolved"
-    return "better" if (diff < 0) == lower_is_better else "worse"

@@ -29,13 +29,16 @@ for a target whatever the flags say (the gate's tiny experiment).
 load("//data:datasets.bzl", "BUILT", "IN_VENV", "PREPARED")
 load("//experiments:profiles.bzl", "PROFILES")
 load("//experiments/settings:settings.bzl", "SettingInfo", "duration_seconds")
-load(":experiments.bzl", "EXPERIMENTS", "program_keys", "program_label")
+load(":experiments.bzl", "EXPERIMENTS", "experiment_reference", "program_keys", "program_label")
 
 # What a run's action writes, by whether its kind trains.
 TRAIN_OUTPUTS = ["metrics.jsonl", "log.txt", "model.pt", "result.json"]
 MEASURE_OUTPUTS = ["log.txt", "result.json"]
 _SETTINGS = ["profile", "steps", "seeds", "seed", "iters", "time", "tracker"]
 _DEFAULTS = {"steps": "all", "seeds": 1, "seed": 1337, "iters": 0, "time": "", "tracker": "none"}
+
+# The run record's schema (experiments/record.py SCHEMA), which spec.json carries.
+RECORD_SCHEMA = 3
 
 def dataset_label(name):
     """The files of a dataset (data/datasets.bzl): built, or prepared by hand."""
@@ -136,7 +139,7 @@ def _run_action(ctx, settings, step, seed, profile, programs, data, venv_info):
             "iters": settings.iters or None,
             "time": settings.time or None,
         },
-        "schema": 2,
+        "schema": RECORD_SCHEMA,
     }))
     program = programs[step.program]
     runfiles = program[DefaultInfo].default_runfiles.files
@@ -170,6 +173,10 @@ def _run_action(ctx, settings, step, seed, profile, programs, data, venv_info):
         # The run keeps its checkpoints in the per-user store outside the output
         # tree (experiments/store.py), which a sandbox would hide.
         execution_requirements = {"no-sandbox": "1"},
+        # The strict action environment (.bazelrc: a fixed PATH, and the --action_env
+        # an accelerator's config sets). Without a PATH, g++ cannot find its own
+        # cc1plus, and torch.compile on the CPU (bitter9's scorer) fails.
+        use_default_shell_env = True,
     )
     return struct(
         run = run,
@@ -182,7 +189,9 @@ def _experiment_impl(ctx):
     settings = _settings(ctx)
     decl = EXPERIMENTS[ctx.attr.experiment]
     profile = PROFILES[settings.profile]
-    steps = select_steps(decl.steps(profile), settings.steps, ctx.attr.experiment)
+    declared = decl.steps(profile)
+    reference = experiment_reference(ctx.attr.experiment, profile, declared)
+    steps = select_steps(declared, settings.steps, ctx.attr.experiment)
     seeds = [settings.seed + i for i in range(settings.seeds)]
     programs = {key: target for target, key in ctx.attr.programs.items()}
     data = {name: target for target, name in ctx.attr.datasets.items()}
@@ -201,7 +210,7 @@ def _experiment_impl(ctx):
     ctx.actions.write(experiment_json, json.encode({
         "experiment": ctx.attr.experiment,
         "target": "//%s:%s" % (ctx.label.package, ctx.label.name),
-        "reference": decl.reference,
+        "reference": reference,
         "report": decl.report,
         "profile": settings.profile,
         "profile_declaration": profile,

@@ -1,8 +1,12 @@
 """The experiments: each one's steps, enumerated from its declaration at analysis.
 
-An experiment is a name, a reference step, a report and a function that
-lists its steps for a profile. A step is what one action per seed trains or
-measures (experiments/defs.bzl):
+An experiment is a name, a function that lists its steps for a profile, its
+reference and a report. The reference is what its summary compares each step
+with, seed by seed (experiments/verdicts.py), named explicitly: one step's
+name (every other step against it), a mapping step -> reference, a function
+of the profile giving that mapping (for steps made at analysis), or None for
+an experiment of measurements that compares nothing. A step is what one
+action per seed trains or measures (experiments/defs.bzl):
 
   name         its directory and table name ("step08", "MLA", "lenet5-adamw-bitter7-70")
   aliases      other names --steps accepts for it ("8" for step08)
@@ -16,13 +20,22 @@ measures (experiments/defs.bzl):
   seeded       one run per seed of --seeds, or one run in all (a measurement)
 
 The declarations themselves are literals: experiments/ablations/steps.bzl,
-pruning_matrix.bzl, kvsplice_cache.bzl, bench_decode.bzl.
+gpt2_pruning.bzl, pruning_matrix.bzl, kvsplice_cache.bzl, bench_decode.bzl.
 """
 
 load("//experiments/ablations:steps.bzl", "RATIO_BASE", "RATIO_STEPS", "VARIANTS")
 load(":bench_decode.bzl", "BENCH_DECODE")
+load(
+    ":gpt2_pruning.bzl",
+    PRUNING_METHODS = "METHODS",
+    PRUNING_MODEL = "MODEL",
+    PRUNING_OPTIMIZERS = "OPTIMIZERS",
+    PRUNING_REFERENCE = "REFERENCE",
+    PRUNING_SCHEDULE = "SCHEDULE",
+    PRUNING_TARGET = "TARGET",
+)
 load(":kvsplice_cache.bzl", "KV_CACHE")
-load(":pruning_matrix.bzl", "ADAM_FAMILY", "CPU_RESNET", "LR", "MATRIX", "MODELS", "SCHEDULE", "SCHEDULE_ITERS", "WEIGHT_DECAY")
+load(":pruning_matrix.bzl", "ADAM_FAMILY", "CPU_REDUCED", "CPU_RESNET", "LR", "MATRIX", "MODELS", "SCHEDULE", "SCHEDULE_ITERS", "WEIGHT_DECAY")
 
 def _step(name, label, kind, program, declaration, dataset = None, aliases = [], seeded = True):
     return struct(
@@ -83,6 +96,38 @@ def variant_steps(profile):
         out.append(_step(prefix, **_gpt2(-1, spec, prefix, variant["doc"], profile)))
     return out
 
+def pruning_steps(profile):
+    """One GPT-2 step per optimizer and method of gpt2_pruning.bzl: adamw-none ... adamwspam-bitter9.
+
+    Every pruned step declares the same schedule (SCHEDULE with the target);
+    experiments/gpt2_step.py scales it to the profile's budget and builds the
+    method with pruning/methods.py.
+
+    Args:
+      profile: the profile's entry of experiments/profiles.bzl.
+
+    Returns:
+      The steps, as _step structs.
+    """
+    out = []
+    for opt in PRUNING_OPTIMIZERS:
+        for method in PRUNING_METHODS:
+            pruning = None
+            what = "dense"
+            if method != "none":
+                pruning = dict(PRUNING_SCHEDULE, method = method, target = PRUNING_TARGET)
+                what = "%s %d%%" % (method, int(PRUNING_TARGET * 100 + 0.5))
+            spec = {
+                "variant": PRUNING_MODEL["variant"],
+                "options": PRUNING_MODEL["options"],
+                "optimizer": opt,
+                "pruning": pruning,
+                "doc": "GPT-2, %s, %s" % (opt, what),
+            }
+            g = _gpt2(-1, spec, PRUNING_MODEL["variant"], "%s %s" % (opt, what), profile)
+            out.append(_step("%s-%s" % (opt, method), **g))
+    return out
+
 def cell_name(model, optimizer, method, sparsity):
     suffix = "" if method == "none" else "-%d" % int(sparsity * 100 + 0.5)
     return "%s-%s-%s%s" % (model, optimizer, method, suffix)
@@ -102,7 +147,7 @@ def matrix_steps(profile):
         settings = MODELS[kind].get(model)
         if settings == None:
             continue
-        axes = CPU_RESNET if model == "resnet18" and kind == "cpu" else MATRIX
+        axes = CPU_RESNET if model in CPU_REDUCED and kind == "cpu" else MATRIX
         for opt in axes["optimizers"]:
             for method in axes["methods"]:
                 if method.startswith("bitter") and opt not in ADAM_FAMILY:
@@ -131,6 +176,25 @@ def matrix_steps(profile):
                     ))
     return out
 
+def matrix_references(profile):
+    """Each pruned cell's reference: the dense cell of its model and optimizer.
+
+    Args:
+      profile: the profile's entry of experiments/profiles.bzl.
+
+    Returns:
+      A dict, cell -> its dense cell, over the profile's cells.
+    """
+    names = [s.name for s in matrix_steps(profile)]
+    out = {}
+    for step in matrix_steps(profile):
+        d = step.declaration
+        if d["method"] != "none":
+            dense = cell_name(d["model"], d["optimizer"], "none", 0.0)
+            if dense in names:
+                out[step.name] = dense
+    return out
+
 def cache_steps(profile):  # @unused: every experiment's steps take the profile
     """One measurement per class of kvsplice_cache.bzl.
 
@@ -152,14 +216,41 @@ def decode_steps(profile):
     args = BENCH_DECODE[device_kind(profile)]
     return [_step("decode", "K16/V8 decode bandwidth", "decode", "decode", {"args": args}, seeded = False)]
 
-# How each experiment's summary ranks and compares its steps (experiments/report.py REPORTS).
+# Each experiment's steps, what its summary compares each step with, and how the summary
+# reads (experiments/report.py REPORTS). The measurements (kvsplice_cache, bench_decode)
+# take one run per step, against theory or copy bandwidth: nothing to compare seed by seed.
 EXPERIMENTS = {
     "gpt2_ratio_ablation": struct(steps = ratio_steps, reference = "step00", report = "language"),
     "gpt2_variants": struct(steps = variant_steps, reference = "B", report = "language"),
-    "pruning_matrix": struct(steps = matrix_steps, reference = None, report = "classifier"),
+    "gpt2_pruning": struct(steps = pruning_steps, reference = PRUNING_REFERENCE, report = "language_pruning"),
+    "pruning_matrix": struct(steps = matrix_steps, reference = matrix_references, report = "classifier"),
     "kvsplice_cache": struct(steps = cache_steps, reference = None, report = "kv_cache"),
     "bench_decode": struct(steps = decode_steps, reference = None, report = "decode"),
 }
+
+def experiment_reference(name, profile, steps):
+    """The experiment's reference on a profile, checked against its declared steps.
+
+    Args:
+      name: the experiment (a key of EXPERIMENTS).
+      profile: the profile's entry of experiments/profiles.bzl.
+      steps: the experiment's steps on that profile (every one, before --steps).
+
+    Returns:
+      None, one step's name, or a dict step -> reference.
+    """
+    ref = EXPERIMENTS[name].reference
+    if type(ref) == "function":
+        ref = ref(profile)
+    names = [s.name for s in steps]
+    pairs = {} if ref == None else ({"": ref} if type(ref) == "string" else ref)
+    for step, reference in pairs.items():
+        for n in ([step] if step else []) + [reference]:
+            if n not in names:
+                fail("knlp: %s: reference names %s, which is not one of its steps: %s" % (name, n, ", ".join(names)))
+        if step == reference:
+            fail("knlp: %s: step %s is its own reference" % (name, step))
+    return ref
 
 # The model classes of the GPT-2 zoo that a step program is built for.
 GPT2_CLASSES = sorted({v["class"]: None for v in VARIANTS.values()}.keys())

@@ -156,6 +156,88 @@ def test_every_step_reaches_its_model_and_gpu_profiles_train_124m(tmp_path):
     assert mla.values["kv_bytes_per_token"] < base.values["kv_bytes_per_token"] / 2
 
 
+def test_labels_state_the_size_each_profile_builds(tmp_path):
+    """Step 0's doc says MLP 3072 (GPT-2 124M); on the cpu profile it builds 512."""
+
+    def label(step, profile):
+        spec = testing.write_run_spec(
+            tmp_path / f"{step}-{profile}.json", "gpt2_ratio_ablation", step, profile=profile
+        )
+        prof = testing.profile_of(spec)
+        st = gpt2_step.step_of(spec.declaration)
+        vocab = gpt2_step.model_vocab_size(prof.dataset, {"vocab_size": 84})
+        cfg = gpt2_step.step_config(st, prof, vocab)
+        return gpt2_step.size_label(st, cfg, gpt2_step.method_of(st.pruning)[0], 0.5)
+
+    assert "MLP 3072" in registry.step(0).doc
+    assert label("0", "cpu") == "B: MLP 512 (ratio 4), adamwspam"
+    assert label("0", "h100") == "B: MLP 3072 (ratio 4), adamwspam"
+    assert label("1", "cpu") == "B: MLP 512 (ratio 4), adamwspam, bitter7 50%"
+    assert label("16", "cpu") == (
+        "RAMLA: MLP 320 (ratio 2.667), attention gate, cross-token MLP, RA alpha 0.3, band 8, "
+        "latent 32, RA-CT topk, k 8, alpha 0.2, on the output, adamwspam"
+    )
+
+
+PRUNING_METHODS = ("none", "magnitude", "movement", "bitter7", "bitter8", "bitter9")
+
+
+def _hyperparameters(opt):
+    base = getattr(opt, "base", opt)
+    groups = [{k: g[k] for k in ("lr", "weight_decay", "betas")} for g in base.param_groups]
+    pruner = getattr(opt, "pruner", None)
+    sched = None if pruner is None else (pruner.target, pruner.warmup, pruner.ramp_end)
+    return type(base).__name__, groups, sched, getattr(pruner, "frequency", None)
+
+
+def test_gpt2_pruning_builds_every_method_from_one_schedule(tmp_path):
+    names = [s["name"] for s in testing.steps("gpt2_pruning")]
+    assert names == [f"{o}-{m}" for o in ("adamw", "adamwspam") for m in PRUNING_METHODS]
+    for name in names:  # on a GPU profile: GPT-2 124M on FineWebEdu
+        spec = testing.run_spec("gpt2_pruning", name, profile="h100")
+        st = gpt2_step.step_of(spec["declaration"])
+        cfg = gpt2_step.step_config(st, profiles.resolve("h100"), 50304)
+        assert (st.class_name, cfg.n_layer, cfg.n_embd, cfg.mlp_dim) == ("GPT2", 12, 768, 3072)
+    for opt in ("adamw", "adamwspam"):
+        built = {}
+        for method in PRUNING_METHODS:
+            spec = testing.write_run_spec(
+                tmp_path / f"{opt}-{method}.json", "gpt2_pruning", f"{opt}-{method}"
+            )
+            b = gpt2_step.build(spec, testing.profile_of(spec), "cpu", None)
+            assert b.built["method"] == method and b.built["optimizer"] == opt
+            built[method] = _hyperparameters(b.optimizer)
+        assert len({repr(h[:2]) for h in built.values()}) == 1  # one base, the same groups
+        # The RATIO schedule (1000, 3000, every 50 of 10,400) scaled to 800 iterations.
+        assert {h[2:] for m, h in built.items() if m != "none"} == {((0.5, 77, 231), 4)}
+        assert built["none"][2] is None
+
+
+def test_a_pruned_gpt2_reports_sparsity_per_layer_type(tmp_path):
+    out, res = _run(tmp_path, "gpt2_pruning", "adamw-movement", iters=20)
+    v = res.values
+    assert res.status == "done" and res.built["pruning"]["method"] == "movement"
+    assert abs(v["sparsity"] - 0.5) <= 0.01 and v["target_sparsity"] == 0.5
+    # Counted by hand from the saved weights: the matrices of attn, of mlp, and the head.
+    state = torch.load(out / "model.pt", weights_only=True)
+    parts = {"attention": ".attn.", "mlp": ".mlp.", "head": "lm_head."}
+    counted = {}
+    for t, part in parts.items():
+        ws = [w for k, w in state.items() if part in k and k.endswith("weight") and w.dim() == 2]
+        counted[t] = (sum(int((w == 0).sum()) for w in ws), sum(w.numel() for w in ws))
+        assert v[f"sparsity_{t}"] == counted[t][0] / counted[t][1], t
+    zeros, total = (sum(c[i] for c in counted.values()) for i in (0, 1))
+    assert zeros / total == pytest.approx(v["sparsity"], abs=1e-12)  # the types are the whole
+    assert len({round(v[f"sparsity_{t}"], 3) for t in parts}) == 3  # pruned unevenly
+    assert {c["name"]: c["ok"] for c in res.checks}["sparsity"] is True
+    assert res.built["label"] == "B: MLP 512 (ratio 4), adamw, movement 50%"
+    rep = _reported(tmp_path, [out], report="language_pruning", experiment="gpt2_pruning")
+    md = (rep / "summary.md").read_text()
+    assert "| attention | MLP | head |" in md.split("## Runs")[1]
+    row = read_json(str(rep / "summary.json"))["runs"][0]
+    assert (row["sparsity_attention"], row["val_ppl"]) == (v["sparsity_attention"], v["val_ppl"])
+
+
 CELLS = ("magnitude", "movement", "bitter7")
 
 

@@ -8,6 +8,15 @@ experiments/run_step.py.
 
 A run's spec declares the step as its three parts:
     {"id": 8, "step": RATIO_STEPS[8], "variant": VARIANTS["MLA"], "base": RATIO_BASE}
+
+The optimizer and its pruning are pruning/methods.py's, from the step's
+optimizer and pruning declaration (`method_of`): every method (none,
+magnitude, movement, bitter7/8/9) is built from one schedule, scaled to the
+budget, with the profile's hyperparameters, so two steps that differ in the
+method differ in nothing else. A pruned run reports its sparsity over all
+prunable weights and per layer type (pruning/layer_types.py: attention, MLP,
+the tied head). Its label (`size_label`) states what was built at the
+profile's size, not what the declaration's doc says of the real size.
 """
 
 from __future__ import annotations
@@ -23,8 +32,7 @@ from experiments.ablations.step import Step
 from experiments.run_profile import REFERENCE_ITERS, Profile
 from experiments.step_build import SparsityHook, StepBuild
 from models.gpt2.config import GPT2Config
-from pruning import schedule
-from pruning.optimizers import make_optimizer
+from pruning import layer_types, methods, schedule
 
 
 def step_of(declaration: dict) -> Step:
@@ -57,13 +65,47 @@ def step_config(step: Step, profile: Profile, vocab: int):
     return cfg
 
 
-def make_step_optimizer(model, step: Step, pruning: dict | None, cfg) -> torch.optim.Optimizer:
-    """The step's optimizer: AdamWPrune around it for a bitter score, a mask pruner around
-    it for magnitude or movement ("method"), or the optimizer alone."""
-    common = dict(lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
-    if pruning and not pruning.get("method"):
-        return make_optimizer("adamwprune", model, base=step.optimizer, pruning=pruning, **common)
-    return make_optimizer(step.optimizer, model, pruning=pruning, **common)
+def method_of(pruning: dict | None) -> tuple[str, dict | None]:
+    """A step's pruning declaration as pruning/methods.py takes it: (method, schedule).
+
+    None is the dense "none". A method is declared by "method" (magnitude,
+    movement, or a bitter score: gpt2_pruning.bzl) or, for AdamWPrune, by
+    "variant" (bitter7: RATIO step 1); the other keys are the schedule.
+    """
+    if not pruning:
+        return "none", None
+    schedule_ = {k: v for k, v in pruning.items() if k not in ("method", "variant")}
+    return pruning.get("method") or pruning.get("variant"), schedule_
+
+
+def size_label(step: Step, cfg, method: str, target: float | None) -> str:
+    """What a step built, at the size it trains: "B: MLP 512 (ratio 4.0), bitter7 50%".
+
+    Every number is the built config's (its MLP width, latent, RA band, ...),
+    so the cpu profile's 2 x 128 trunk reads as such and not as the doc's 124M.
+    """
+    d = checks.Design.of(step.class_name)
+    parts = [f"MLP {checks.mlp_width(d, cfg)} (ratio {cfg.mlp_ratio:g})"]
+    if cfg.mlp_attn_gate:
+        parts.append("attention gate")
+    if cfg.mlp_cross_token:
+        parts.append("cross-token MLP")
+    if d.ra:
+        mix = "learned" if cfg.ra_learned else f"alpha {cfg.ra_alpha:g}"
+        parts.append(f"RA {mix}, band {cfg.ra_band}")
+    if d.mla:
+        parts.append(f"latent {cfg.d_latent}")
+    if d.splice:
+        parts.append(f"KVSplice {cfg.d_compressed}" + (" x 2" if d.split_kv else ""))
+    if cfg.ract:
+        parts.append(
+            f"RA-CT {cfg.ract_stat}, k {cfg.ract_k}, alpha {cfg.ract_alpha:g}, "
+            f"on the {cfg.ract_apply}"
+        )
+    parts.append(step.optimizer)
+    if method != "none":
+        parts.append(f"{method} {target:.0%}")
+    return f"{step.variant}: {', '.join(parts)}"
 
 
 def build(spec, profile: Profile, device: str, data_root: str):
@@ -74,15 +116,26 @@ def build(spec, profile: Profile, device: str, data_root: str):
     tcfg = dataclasses.replace(profile.train, device=device, seed=seed, progress=False)
     torch.manual_seed(seed)
     model = step_lib.build_model(step, cfg)
+    # On the device before the optimizer: a pruner's masks (and movement's W0) are made
+    # beside the weights they were built from.
+    model.to(device)
     initial = probes.snapshot(model)
-    pruning = schedule.scaled(step.pruning, tcfg.max_iters, REFERENCE_ITERS)
-    opt = make_step_optimizer(model, step, pruning, tcfg)
+    method, sched = method_of(schedule.scaled(step.pruning, tcfg.max_iters, REFERENCE_ITERS))
+    pruning = None if sched is None else {"method": method, **sched}
+    opt = methods.build(
+        model,
+        method,
+        step.optimizer,
+        sched,
+        lr=tcfg.lr,
+        weight_decay=tcfg.weight_decay,
+        betas=tcfg.betas,
+    )
     bs, T = tcfg.batch_size, profile.block_size
 
     def get_batch(split, g):
         return ds.get_batch(split, bs, T, g, device)
 
-    model.to(device)
     cache = probes.cache_bytes_per_token(model)
 
     def finish(m):
@@ -90,6 +143,8 @@ def build(spec, profile: Profile, device: str, data_root: str):
         if pruning:
             figures["sparsity"] = opt.sparsity()
             figures["target_sparsity"] = pruning["target"]
+            by_type = layer_types.sparsity_by_type(m)
+            figures.update({f"sparsity_{t}": by_type[t]["sparsity"] for t in layer_types.TYPES})
         return figures, [c.to_dict() for c in run_checks(step, cfg, m, initial, figures)]
 
     return StepBuild(
@@ -99,11 +154,14 @@ def build(spec, profile: Profile, device: str, data_root: str):
         train_cfg=tcfg,
         hooks=[SparsityHook(opt)] if pruning else [],
         built={
+            "label": size_label(step, cfg, method, (pruning or {}).get("target")),
             "model_class": step.class_name,
             "variant": step.variant,
             "model_config": dataclasses.asdict(cfg),
             "optimizer": step.optimizer,
+            "method": method,
             "pruning": pruning,
+            "grad_clip": tcfg.grad_clip,
             "dataset": profile.dataset,
         },
         values={

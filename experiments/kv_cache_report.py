@@ -14,7 +14,7 @@ import os
 
 from experiments import plots
 from experiments.checks import Check
-from experiments.record import Summary
+from experiments.record import COMPARISON_FIELDS, Summary
 from experiments.results import atomic_write_json, atomic_write_text
 
 ROW_KEYS = ("tokens", "measured_bytes", "theory_bytes", "bytes_per_token", "rel_error")
@@ -93,6 +93,7 @@ def write(inputs, out: str) -> list:
                 "mean": r["rows"][-1]["bytes_per_token"],
                 "std": None,
                 "vs_reference": None,
+                **dict.fromkeys(COMPARISON_FIELDS),
             }
             for r in results
         ],

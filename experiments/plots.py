@@ -1,5 +1,6 @@
 """The run's figures, 300 DPI PNG: loss curves with seed bands, final losses with error bars,
-quality vs KV-cache bytes, one line per series."""
+quality vs KV-cache bytes, one line per series, and each step's difference from its
+reference with its interval (a forest plot)."""
 
 from __future__ import annotations
 
@@ -133,4 +134,22 @@ def lines(
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title(title)
+    return _save(fig, path)
+
+
+def forest(rows: list[tuple[str, float, float | None, float | None]], path, xlabel, title) -> str:
+    """rows: (label, difference, low, high); one row each, sorted by the difference, with its
+    interval where it has one and a line at zero (a forest plot)."""
+    rows = sorted(rows, key=lambda r: r[1])
+    fig, ax = plt.subplots(figsize=(6, max(2.0, 0.28 * len(rows) + 1.2)))
+    for y, (_, diff, low, high) in enumerate(rows):
+        if low is not None and high is not None:
+            ax.plot([low, high], [y, y], color="tab:blue", linewidth=1.2)
+        ax.plot([diff], [y], marker="o", color="tab:blue", markersize=4)
+    ax.axvline(0.0, color="gray", linestyle="--", linewidth=0.8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r[0] for r in rows], fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)

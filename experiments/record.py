@@ -25,7 +25,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-SCHEMA = 2
+# 3: summary.json's steps carry the paired comparison (StepRow's COMPARISON_FIELDS) and
+# its reference may be a mapping step -> reference.
+SCHEMA = 3
 
 # The statuses of a run's result. A failed run is a result too (a NaN loss is a
 # finding); failures of the machine (OOM, a kill, a full disk) fail the action
@@ -241,13 +243,23 @@ FIGURES = {
     "model_class": "the model's class",
     "sparsity": "the fraction of prunable weights that are zero",
     "target_sparsity": "the pruning target",
+    "sparsity_attention": "the fraction of a GPT-2's attention weights that are zero",
+    "sparsity_mlp": "the fraction of a GPT-2's MLP weights that are zero",
+    "sparsity_head": "the fraction of a GPT-2's tied head (and token embedding) that is zero",
     "test_acc": "test-set accuracy (classifiers)",
 }
 
 
+# A StepRow's comparison with its reference (experiments/verdicts.py); all None for a
+# step compared with nothing (the reference itself, or a step whose reference did not run).
+COMPARISON_FIELDS = ("reference", "difference", "low", "high", "p", "p_adjusted", "test", "reason")
+
+
 @dataclass(frozen=True)
 class StepRow(_Record):
-    """summary.json steps[]: one step over its seeds."""
+    """summary.json steps[]: one step over its seeds, and its comparison with its reference:
+    the mean (paired) difference of the metric, step minus reference, its 95% interval,
+    p before and after Holm's correction over the table, and the test that gave them."""
 
     step: str
     label: str
@@ -256,6 +268,14 @@ class StepRow(_Record):
     mean: float | None
     std: float | None
     vs_reference: str | None  # "reference", "better", "worse", "not resolved", or None
+    reference: str | None  # the step it is compared with
+    difference: float | None  # mean of step - reference (paired), or of the means (Welch)
+    low: float | None  # the difference's 95% interval; None where it cannot be estimated
+    high: float | None
+    p: float | None  # two-sided, before the correction
+    p_adjusted: float | None  # Holm over every comparison of the table
+    test: str | None  # "paired t", "Welch t (unpaired)" (experiments/verdicts.py)
+    reason: str | None  # why the unpaired test was used; "" for the paired one
 
 
 @dataclass(frozen=True)
@@ -280,7 +300,7 @@ class Summary(_Record):
     metric: str
     metric_label: str
     lower_is_better: bool
-    reference: str | None
+    reference: str | dict | None  # one step every step is compared with, or step -> reference
     unigram_entropy: float | None
     steps: list
     runs: list

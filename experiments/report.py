@@ -4,11 +4,12 @@
 
 experiments/defs.bzl runs this once every run of an experiment is built. It
 reads experiment.json (the steps, the runs and where their records are, the
-reference step, which report), each run's result.json and metrics.jsonl, and
-each dataset's stats.json, and writes into DIR what the report of its kind
-writes (REPORTS): summary.md, summary.json and, for trained experiments,
-val_curves.csv and plots/. The run id is derived here from what made the
-runs, so every machine that builds the same runs reports the same run id:
+reference: one step or a mapping step -> reference, which report), each
+run's result.json and metrics.jsonl, and each dataset's stats.json, and
+writes into DIR what the report of its kind writes (REPORTS): summary.md,
+summary.json and, for trained experiments, val_curves.csv and plots/. The
+run id is derived here from what made the runs, so every machine that
+builds the same runs reports the same run id:
 
     <profile>-<first 8 hex of the sha256 of the experiment and every run's inputs digest>
 """
@@ -29,6 +30,7 @@ from experiments.results import exit_on_results_error, read_json, read_jsonl
 # the output directory and returns the failed research checks.
 REPORTS = {
     "language": ("experiments.summary", "LANGUAGE"),
+    "language_pruning": ("experiments.summary", "PRUNED_LANGUAGE"),
     "classifier": ("experiments.summary", "CLASSIFIER"),
     "kv_cache": ("experiments.kv_cache_report", None),
     "decode": ("experiments.decode_report", None),
@@ -49,7 +51,7 @@ class Inputs:
 
     experiment: str
     profile: str
-    reference: str | None
+    reference: str | dict | None  # one step, or step -> reference (experiments.bzl)
     results: list  # RunResult, in run order
     metrics: dict  # run -> metrics.jsonl records
     entropy: float | None  # the dataset's unigram entropy (data/stats.py), if one dataset

@@ -5,10 +5,14 @@ experiments/report.py calls `write` with every run's result and metrics
 report is the same whichever machine trained which run. With --seeds N a
 step has N runs, and the report says, step by step:
 
-  * Steps: the metric's mean ± std over seeds, and whether the step is
-    "better" or "worse" than the experiment's reference step (step00 in the
-    RATIO ablation, B in the variant ablation) beyond twice the pooled std,
-    else "not resolved" (experiments/checks.py compare);
+  * Steps: the metric's mean ± std over seeds, and each step against its
+    reference (the experiment's declared `reference`: one step, step00 in the
+    RATIO ablation, or a mapping step -> reference, each pruned step's dense
+    step in the pruning experiments), seed by seed: the mean paired
+    difference, its 95% interval, p after Holm's correction over every
+    comparison of the table, and "better", "worse" or "not resolved"
+    (experiments/verdicts.py; Welch's unpaired test, named as such, where the
+    seeds do not pair);
   * Research checks (experiments/checks.py), failing checks first: whether
     each run learned, built what its declaration says, and whether its
     mechanisms did what they claim;
@@ -27,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from experiments import checks, plots
-from experiments.record import CURVE_COLUMNS, Summary
+from experiments import checks, plots, verdicts
+from experiments.record import COMPARISON_FIELDS, CURVE_COLUMNS, Summary
 from experiments.results import atomic_write_json, atomic_write_text, write_csv
 
 DEFAULT_COLUMNS = (
@@ -59,6 +63,10 @@ RUN_FIELDS = {
     "target_sparsity": "target_sparsity",
     "test_acc": "test_acc",
     "model_class": "model_class",
+    "val_ppl": "val_ppl",
+    "sparsity_attention": "sparsity_attention",
+    "sparsity_mlp": "sparsity_mlp",
+    "sparsity_head": "sparsity_head",
 }
 
 
@@ -75,6 +83,7 @@ class Report:
         "the mean of the last 10, `val` the final evaluation."
     )
     extra_plots: Callable[[str, list], None] | None = None
+    step_columns: tuple = ()  # (value, header): more means over seeds in the Steps table
 
 
 def _accuracy_plot(plots_dir: str, rows: list) -> None:
@@ -94,6 +103,21 @@ def _accuracy_plot(plots_dir: str, rows: list) -> None:
 
 
 LANGUAGE = Report()
+SPARSITY_COLUMNS = (
+    ("sparsity", "sparsity"),
+    ("sparsity_attention", "attention"),
+    ("sparsity_mlp", "MLP"),
+    ("sparsity_head", "head"),
+)
+PRUNED_LANGUAGE = Report(
+    columns=tuple(c for c in DEFAULT_COLUMNS if c[0] != "sparsity")
+    + (("optimizer", "optimizer"), ("method", "method"))
+    + SPARSITY_COLUMNS,
+    intro=Report.intro + " `sparsity` is the fraction of prunable weights that are zero at the "
+    "end, over all of them and per layer type (attention, MLP, the head tied to the token "
+    "embedding).",
+    step_columns=(("val_ppl", "val ppl"),) + SPARSITY_COLUMNS,
+)
 CLASSIFIER = Report(
     metric="test_acc",
     label="test accuracy",
@@ -145,7 +169,7 @@ def rows_of(results: list, metrics: dict) -> list[dict]:
             "run": res.run,
             "step": res.step,
             "seed": res.seed,
-            "label": res.label,
+            "label": res.built.get("label") or res.label,  # the size built, where known
             "status": res.status,
             "failure": (res.failure or {}).get("reason"),
             "checks": res.checks,
@@ -215,26 +239,94 @@ def kvsplice_checks(groups: dict[str, list[dict]]) -> list[tuple[str, checks.Che
     return out
 
 
-def step_stats(groups: dict, report: Report, reference: str | None) -> list[dict]:
-    """Per step: its metric's values over done seeds and how it compares with the reference."""
-    ref_values = values_of(groups[reference], report.metric) if reference in groups else []
+def references_of(declared, steps) -> dict[str, str]:
+    """step -> its reference, among `steps` (the steps of this table).
+
+    `declared` is the experiment's `reference` (experiments/experiments.bzl): one
+    step's name, which every other step is compared with; a mapping step ->
+    reference; or None, for no comparisons. A pair whose reference is not in
+    the table (a --steps subset) is left out.
+    """
+    if declared is None:
+        return {}
+    if isinstance(declared, str):
+        pairs = verdicts.against(declared, steps)
+    elif isinstance(declared, dict):
+        pairs = dict(declared)
+    else:
+        raise ValueError(
+            f"reference {declared!r} is invalid; accepted: a step's name, a mapping "
+            "step -> reference, or None"
+        )
+    return {s: r for s, r in pairs.items() if s in steps and r in steps}
+
+
+def seed_values(runs: list[dict], metric: str) -> dict[int, float]:
+    """seed -> the metric, over a step's done runs that have a seed and a finite value."""
+    return {
+        r["seed"]: float(r[metric])
+        for r in runs
+        if r["status"] == "done"
+        and isinstance(r["seed"], int)
+        and r.get(metric) is not None
+        and math.isfinite(r[metric])
+    }
+
+
+def step_stats(groups: dict, report: Report, declared) -> list[dict]:
+    """Per step: its metric's values over done seeds and its comparison with its reference.
+
+    The comparisons are experiments/verdicts.py's, over every step whose
+    reference is in the table and both have a done run, with Holm's correction
+    over all of them. A step that is some step's reference is "reference".
+    """
+    refs = references_of(declared, list(groups))
+    by_seed = {name: seed_values(runs, report.metric) for name, runs in groups.items()}
+    compared = {s: r for s, r in refs.items() if by_seed[s] and by_seed[r]}
+    found = verdicts.table(
+        {n: by_seed[n] for n in {*compared, *compared.values()}},
+        compared,
+        report.lower_is_better,
+    )
     out = []
     for name, runs in groups.items():
-        values = values_of(runs, report.metric)
-        vs = None
-        if reference in groups:
-            if name == reference:
-                vs = "reference"
-            elif values and ref_values:
-                vs = checks.compare(values, ref_values, report.lower_is_better)
-        out.append({"step": name, "values": values, "vs_reference": vs, "runs": runs})
+        v = found.get(name)
+        comparison = dict.fromkeys(COMPARISON_FIELDS)
+        comparison["reference"] = refs.get(name)
+        if v is not None:
+            comparison.update({k: getattr(v, k) for k in COMPARISON_FIELDS})
+        vs = v.verdict if v else ("reference" if name in refs.values() else None)
+        out.append(
+            {
+                "step": name,
+                "values": values_of(runs, report.metric),
+                "vs_reference": vs,
+                "runs": runs,
+                **comparison,
+            }
+        )
     return out
 
 
-def steps_table(stats: list[dict], report: Report, reference, failed: dict) -> list[str]:
+def fmt_difference(st: dict) -> str:
+    """The difference and its interval, as far as known: "-0.0123 [-0.0200, -0.0046]"."""
+    if st["difference"] is None:
+        return "-"
+    if st["low"] is None:
+        return f"{st['difference']:+.4f}"
+    return f"{st['difference']:+.4f} [{st['low']:+.4f}, {st['high']:+.4f}]"
+
+
+def fmt_p(p: float | None) -> str:
+    return "-" if p is None else f"{p:.3g}"
+
+
+def steps_table(stats: list[dict], report: Report, failed: dict) -> list[str]:
+    compares = any(st["reference"] or st["vs_reference"] for st in stats)
     head = ["step", "what", "seeds done", f"{report.label} (mean ± std)"]
-    if reference:
-        head.append(f"vs {reference}")
+    head += [f"{h} (mean ± std)" for _, h in report.step_columns]
+    if compares:
+        head += ["vs", "difference [95% CI]", "p (Holm)", "test", "verdict"]
     head.append("checks")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for st in stats:
@@ -245,12 +337,52 @@ def steps_table(stats: list[dict], report: Report, reference, failed: dict) -> l
             f"{len(st['values'])}/{len(runs)}",
             mean_std(st["values"]),
         ]
-        if reference:
-            cells.append(st["vs_reference"] or "-")
+        cells += [mean_std(values_of(runs, key)) for key, _ in report.step_columns]
+        if compares:
+            cells += [
+                st["reference"] or "-",
+                fmt_difference(st),
+                fmt_p(st["p_adjusted"]),
+                st["test"] or "-",
+                st["vs_reference"] or "-",
+            ]
         n_failed = sum(failed.get(r["run"], 0) for r in runs) + failed.get(st["step"], 0)
         cells.append(f"{n_failed} failed" if n_failed else "all pass")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def comparison_note(stats: list[dict], report: Report) -> list[str]:
+    """What the Steps table's comparison columns mean, with the number of comparisons."""
+    compared = [st for st in stats if st["test"]]
+    if not compared:
+        return []
+    m = sum(st["p"] is not None for st in compared)
+    lines = [
+        "Each step is compared with its reference (`vs`) seed by seed: `difference` is the "
+        f"mean over seeds of step minus reference in {report.label}, with its 95% interval "
+        "(Student t on the paired differences: the paired t-test); `p (Holm)` is its "
+        "two-sided p after Holm's correction over "
+        + (
+            f"the {m} comparisons of this table that have one"
+            if m
+            else "every comparison of the table that has one (here none has)"
+        )
+        + f". A step is better or worse when that p is below {verdicts.ALPHA}, "
+        "otherwise not resolved; the interval is the comparison's own, so it can exclude "
+        "zero for a step that stays not resolved. Where a step and its reference did not "
+        "run the same seeds, or ran one, the test is Welch's unpaired t-test, named in the "
+        "`test` column; with a single run on either side there is no interval and no p, "
+        "and the verdict is not resolved.",
+        "",
+    ]
+    unpaired: dict[str, list[str]] = {}
+    for st in compared:
+        if st["test"] != verdicts.PAIRED:
+            unpaired.setdefault(st["reason"], []).append(st["step"])
+    for reason, names in unpaired.items():
+        lines.append(f"- {verdicts.WELCH} for {', '.join(names)}: {reason}")
+    return lines + ([""] if unpaired else [])
 
 
 def draw(plots_dir: str, experiment: str, groups: dict, report: Report) -> None:
@@ -299,6 +431,7 @@ def summary_record(inputs, rows, stats, found, report: Report, fields=RUN_FIELDS
             "mean": float(np.mean(st["values"])) if st["values"] else None,
             "std": float(np.std(st["values"], ddof=1)) if len(st["values"]) > 1 else None,
             "vs_reference": st["vs_reference"],
+            **{k: st[k] for k in COMPARISON_FIELDS},
         }
         for st in stats
     ]
@@ -327,6 +460,23 @@ def summary_record(inputs, rows, stats, found, report: Report, fields=RUN_FIELDS
         runs=runs,
         checks=[{"subject": s, **c.to_dict()} for s, c in found],
     )
+
+
+def draw_differences(plots_dir: str, experiment: str, stats: list[dict], report: Report) -> None:
+    """differences.png: each compared step's difference from its reference and its interval,
+    sorted by effect (a forest plot)."""
+    rows = [
+        (f"{st['step']} vs {st['reference']}", st["difference"], st["low"], st["high"])
+        for st in stats
+        if st["difference"] is not None
+    ]
+    if rows:
+        plots.forest(
+            rows,
+            os.path.join(plots_dir, "differences.png"),
+            f"{report.label}: step minus reference (95% interval)",
+            f"{experiment}: each step against its reference",
+        )
 
 
 def val_curve_rows(rows) -> list[dict]:
@@ -368,14 +518,8 @@ def write(inputs, out: str, report: Report) -> list:
         ]
     lines += failing_first(found)
     lines += ["## Steps", ""]
-    if inputs.reference:
-        lines += [
-            f"A step is marked better or worse than `{inputs.reference}` only when its mean "
-            f"{report.label} differs by more than twice the pooled standard deviation of the "
-            "two steps' seeds; otherwise, and always with one seed, not resolved.",
-            "",
-        ]
-    lines += steps_table(stats, report, inputs.reference, failed)
+    lines += comparison_note(stats, report)
+    lines += steps_table(stats, report, failed)
     lines += ["", "## Research checks", ""]
     lines.append(f"{sum(not c.ok for _, c in found)} of {len(found)} checks failed.")
     lines += ["", "| result | run | check | detail |", "|---|---|---|---|"]
@@ -392,6 +536,7 @@ def write(inputs, out: str, report: Report) -> list:
     plots_dir = os.path.join(out, "plots")
     os.makedirs(plots_dir, exist_ok=True)
     draw(plots_dir, inputs.experiment, groups, report)
+    draw_differences(plots_dir, inputs.experiment, stats, report)
     if report.extra_plots:
         report.extra_plots(plots_dir, rows)
     pngs = sorted(p for p in os.listdir(plots_dir) if p.endswith(".png"))

@@ -228,6 +228,7 @@ def run_result(
 # The kind of step each report is made from (experiments/experiments.bzl EXPERIMENTS).
 KIND_OF_REPORT = {
     "language": "gpt2",
+    "language_pruning": "gpt2",
     "classifier": "vision",
     "kv_cache": "kv_cache",
     "decode": "decode",
@@ -240,7 +241,7 @@ def write_experiment(
     metrics: dict | None = None,
     experiment: str = "tiny",
     report: str = "language",
-    reference: str | None = None,
+    reference: str | dict | None = None,
     profile: str = "cpu",
     entropy: float | None = None,
     settings: dict | None = None,

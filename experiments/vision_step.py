@@ -4,14 +4,19 @@ The "vision" kind of experiments/run_step.py (`build`). A cell's declaration
 (experiments/pruning_matrix.bzl, one cell of MATRIX) names the model, the
 optimizer and its learning rate, the method (`none`, magnitude and movement
 from pruning/masks.py around the optimizer, or an AdamWPrune score bitter*),
-the target sparsity, the model's size, data and budget on the profile's
-device, and the pruning schedule, declared for `schedule_iters` iterations
-and scaled to the cell's budget. The cell trains through
+the target sparsity, the model's size, data, budget and training
+augmentation on the profile's device (pruning_matrix.bzl MODELS), and the
+pruning schedule, declared for `schedule_iters` iterations and scaled to the
+cell's budget. The augmentation (data/augment.py: the old tree's random crop
+with padding 4 and horizontal flip for CIFAR) is applied to the batches drawn
+from the training split, never to the test split's. The cell trains through
 experiments/trainer.py and reports its test accuracy and the sparsity it
 reached, with the research check that the sparsity is within 1% of target.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 import torch.nn as nn
@@ -66,6 +71,12 @@ def train_config(decl: dict, overrides: dict, profile, device: str, seed: int) -
     )
 
 
+def on_device(data, device: str):
+    """The dataset with its images and labels on `device` (drawn from there batch by batch)."""
+    moved = {k: getattr(data, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
+    return dataclasses.replace(data, **moved)
+
+
 def make_cell_optimizer(net, decl: dict, sched: dict):
     """The cell's optimizer: AdamWPrune scoring from its state for a bitter* method, the
     mask pruner around it for magnitude or movement, or the optimizer alone for none."""
@@ -82,27 +93,32 @@ def build(spec, profile, device: str, data_root: str | None) -> StepBuild:
     """The StepBuild of one cell's run."""
     decl, settings = spec.declaration, spec.declaration["settings"]
     tcfg = train_config(decl, spec.overrides, profile, device, spec.seed)
-    data = load_vision(
-        settings["dataset"], settings["image_size"], settings["channels"], data_dir=data_root
+    data = on_device(
+        load_vision(
+            settings["dataset"],
+            settings["image_size"],
+            settings["channels"],
+            data_dir=data_root,
+            augment=settings["augment"],
+        ),
+        device,
     )
     torch.manual_seed(spec.seed)
     net = vision_zoo.build(
         decl["model"], num_classes=data.num_classes, in_channels=settings["channels"]
     )
-    model = Classifier(net)
+    model = Classifier(net).to(device)  # before the optimizer: masks sit beside the weights
     target = decl["target"]
     sched = dict(
         schedule.scaled(decl["schedule"], tcfg.max_iters, decl["schedule_iters"]), target=target
     )
     opt = make_cell_optimizer(net, decl, sched)
-    xtr, ytr = data.x_train.to(device), data.y_train.to(device)
-    xte, yte = data.x_test.to(device), data.y_test.to(device)
+    xte, yte = data.x_test, data.y_test
     bs = tcfg.batch_size
 
     def get_batch(split, g):
-        x, y = (xtr, ytr) if split == "train" else (xte, yte)
-        idx = torch.randint(len(x), (bs,), generator=g).to(device)
-        return x[idx], y[idx]
+        """A batch drawn with replacement: the training split's augmented, the test's not."""
+        return data.sample("train" if split == "train" else "test", bs, g)
 
     @torch.no_grad()
     def finish(m):
@@ -130,6 +146,7 @@ def build(spec, profile, device: str, data_root: str | None) -> StepBuild:
             "optimizer": decl["optimizer"],
             "method": decl["method"],
             "dataset": settings["dataset"],
+            "augment": None if data.augment is None else data.augment.to_dict(),
             "schedule": sched,
             "train": tcfg.to_dict(),
         },

@@ -79,6 +79,7 @@ def test_text_has_the_sections(text):
     for heading in (
         "INTRODUCTION",
         "RATIOABLATION",
+        "PRUNINGMETHODSONGPT-2",
         "KV-CACHESIZE",
         "PRUNINGMATRIX",
         "DECODEKERNELBANDWIDTH",

@@ -150,7 +150,7 @@ class MagnitudePruner(Pruner):
 
 
 class MovementPruner(Pruner):
-    """Scores W (W - W0), W0 the weights when pruning began; linear ramp."""
+    """Scores W (W - W0), W0 the weights when the pruner is built, as the reference; linear ramp."""
 
     shape = "linear"
 

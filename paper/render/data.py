@@ -211,15 +211,58 @@ def finite(values):
     return [float(v) for v in values if v is not None and math.isfinite(float(v))]
 
 
-# ------------------------------------------------------- gpt2_ratio_ablation
+# ------------------------------------------------- verdicts (every compared table)
 
 VERDICTS = ("better", "worse", "not resolved")
 
 
+def comparisons(ds):
+    """Per compared step (summary order): its reference, the difference of the metric
+    (step minus reference) with its 95% interval, Holm's p, the verdict and the test;
+    the tests used, as the caption names them. A step's verdict must be one of VERDICTS."""
+    out = []
+    for st in ds.summary.steps:
+        if st["reference"] is None or st["difference"] is None:
+            continue
+        if st["vs_reference"] not in VERDICTS:
+            raise DataError(
+                f"{ds.summary_path}: step {st['step']} vs_reference {st['vs_reference']!r}; "
+                f"accepted: {', '.join(VERDICTS)}"
+            )
+        out.append(
+            {k: st[k] for k in ("step", "label", "reference", "difference", "low", "high")}
+            | {"p_adjusted": st["p_adjusted"], "verdict": st["vs_reference"], "test": st["test"]}
+        )
+    return out
+
+
+def tests_used(rows):
+    """The tests of `rows` (comparisons), paired first: what a caption names."""
+    return sorted({r["test"] for r in rows}, key=lambda t: (t != "paired t", t))
+
+
+def bands_of(ds, names):
+    """Per step, the val curve averaged over seeds with its min-max band."""
+    curves = {}
+    for row in ds.curves:
+        curves.setdefault(row["step"], {}).setdefault(row["iter"], []).append(row["val_loss"])
+    bands = {
+        step: [(it, statistics.fmean(v), min(v), max(v)) for it, v in sorted(by_iter.items())]
+        for step, by_iter in curves.items()
+    }
+    unknown = sorted(set(bands) - set(names))
+    if unknown:
+        raise DataError(f"val_curves.csv of {ds.name}: steps {unknown} are not in summary.json")
+    return bands
+
+
+# ------------------------------------------------------- gpt2_ratio_ablation
+
+
 def ratio(ds):
-    """Per step (summary order): label, seeds, mean and std of final val loss, verdict
-    against the reference step, params; the settings every step ran with; and per step
-    the val curve averaged over seeds with its min-max band."""
+    """Per step (summary order): label, seeds, mean and std of final val loss, the
+    comparison with the reference step, params; the settings every step ran with; and
+    per step the val curve averaged over seeds with its min-max band."""
     s = ds.summary
     steps = s.steps  # each a record.StepRow's fields (Summary.from_dict checked them)
     if not steps:
@@ -241,23 +284,16 @@ def ratio(ds):
                 f"{ds.summary_path}: step {st['step']} vs_reference {st['vs_reference']!r}; "
                 f"accepted: {', '.join(VERDICTS)}"
             )
-    curves = {}
-    for row in ds.curves:
-        curves.setdefault(row["step"], {}).setdefault(row["iter"], []).append(row["val_loss"])
-    bands = {
-        step: [(it, statistics.fmean(v), min(v), max(v)) for it, v in sorted(by_iter.items())]
-        for step, by_iter in curves.items()
-    }
-    unknown = sorted(set(bands) - set(names))
-    if unknown:
-        raise DataError(f"val_curves.csv of {ds.name}: steps {unknown} are not in summary.json")
+    compared = comparisons(ds)
     return {
         "steps": [dict(st, params=params.get(st["step"])) for st in steps],
         "reference": s.reference,
         "entropy": s.unigram_entropy,
         "settings": ratio_settings(ds),
         "seeds": max(st["runs"] for st in steps),
-        "bands": bands,
+        "bands": bands_of(ds, names),
+        "comparisons": compared,
+        "tests": tests_used(compared),
     }
 
 
@@ -271,6 +307,58 @@ def ratio_settings(ds):
         "batch_size": ds.require("config.profile.batch_size"),
         "max_iters": ds.require("train.max_iters"),
         "dataset": ds.require("train.dataset"),
+    }
+
+
+# ------------------------------------------------------------ gpt2_pruning
+
+LAYER_TYPES = ("attention", "mlp", "head")
+GPT2_PRUNING_KEYS = ("val_ppl", "sparsity", "target_sparsity") + tuple(
+    f"sparsity_{t}" for t in LAYER_TYPES
+)
+
+
+def _mean_of(rows, key):
+    values = finite(r[key] for r in rows)
+    return statistics.fmean(values) if values else None
+
+
+def gpt2_pruning(ds):
+    """Per step (summary order): seeds, mean and std of the final val loss, mean
+    perplexity, sparsity over all prunable weights and per layer type, the target, and
+    the comparison with its dense reference; the settings every step ran with, whether
+    they were a GPU profile's, and the val curves with their bands."""
+    s = ds.summary
+    if not s.steps:
+        raise DataError(f"{ds.summary_path}: no steps")
+    runs = [
+        need(r, GPT2_PRUNING_KEYS, f"{ds.summary_path}: runs[{i}]") for i, r in enumerate(s.runs)
+    ]
+    steps = []
+    for st in s.steps:
+        mine = [r for r in runs if r["step"] == st["step"] and r["status"] == "done"]
+        if st["mean"] is None or not mine:
+            raise DataError(f"{ds.summary_path}: step {st['step']} has no done run")
+        steps.append(
+            dict(
+                st,
+                ppl=_mean_of(mine, "val_ppl"),
+                target=_mean_of(mine, "target_sparsity"),
+                **{key: _mean_of(mine, key) for key in ("sparsity",) + GPT2_PRUNING_KEYS[3:]},
+            )
+        )
+    compared = comparisons(ds)
+    targets = sorted({st["target"] for st in steps if st["target"]})
+    return {
+        "steps": steps,
+        "entropy": s.unigram_entropy,
+        "settings": ratio_settings(ds),
+        "gpu": ds.require("config.profile.device") != "cpu",
+        "seeds": max(st["runs"] for st in steps),
+        "targets": targets,
+        "bands": bands_of(ds, [st["step"] for st in steps]),
+        "comparisons": compared,
+        "tests": tests_used(compared),
     }
 
 
@@ -354,6 +442,8 @@ def pruning(ds):
                 "runs": len(mine),
                 "sparsity": statistics.fmean(reached) if reached else None,
                 "target": targets[0] if targets else None,
+                **{k: st[k] for k in ("reference", "difference", "low", "high", "test")},
+                "verdict": st["vs_reference"],
             }
         )
     if not cells:
@@ -363,7 +453,13 @@ def pruning(ds):
         for r in runs
         if r["status"] == "done" and r["sparsity"] is not None
     ]
-    return {"cells": cells, "points": points, "seeds": max(c["runs"] for c in cells)}
+    compared = comparisons(ds)
+    return {
+        "cells": cells,
+        "points": points,
+        "seeds": max(c["runs"] for c in cells),
+        "tests": tests_used(compared),
+    }
 
 
 # -------------------------------------------------------------- bench_decode

@@ -41,7 +41,7 @@ STYLE = {
     "lines.linewidth": 1.2,
 }
 WIDTH = 3.4  # inches: one IEEE column
-WIDE = 7.0  # both columns: the RATIO curves of up to nineteen steps (texgen's figure*)
+WIDE = 7.0  # both columns: curves of up to nineteen steps beside their differences (figure*)
 METADATA = {"CreationDate": None, "Creator": "knlp paper/render/figures.py"}
 
 
@@ -51,23 +51,63 @@ def save(fig, out):
     plt.close(fig)
 
 
-def ratio(ds, ax):
-    d = data.ratio(ds)
-    for st in d["steps"]:
-        pts = d["bands"].get(st["step"], [])
+def _curves(ax, steps, bands, title):
+    """Val loss against iteration per step: the mean over seeds, the min-max band."""
+    for step in steps:
+        pts = bands.get(step, [])
         if not pts:
             continue
         it, mean, lo, hi = zip(*pts, strict=True)
-        line = ax.plot(it, mean, marker="." if len(it) < 4 else None, label=st["step"])[0]
+        line = ax.plot(it, mean, marker="." if len(it) < 4 else None, label=step)[0]
         if lo != hi:
             ax.fill_between(it, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_xlabel("iteration")
     ax.set_ylabel("validation loss (nats/token)")
-    ax.set_title(f"RATIO ablation, run {ds.run_id}")
-    ax.legend(frameon=False, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(title)
 
 
-def kv_cache(ds, ax):
+def _forest(ax, rows, title):
+    """Each compared step's difference from its reference with its 95% interval, sorted by
+    the difference; a step without an interval (one seed) is its point alone."""
+    rows = sorted(rows, key=lambda r: r["difference"])
+    colours = {"better": "tab:green", "worse": "tab:red", "not resolved": "tab:gray"}
+    for y, r in enumerate(rows):
+        colour = colours[r["verdict"]]
+        if r["low"] is not None:
+            ax.plot([r["low"], r["high"]], [y, y], color=colour, linewidth=1.2)
+        ax.plot([r["difference"]], [y], marker="o", markersize=3, color=colour)
+    ax.axvline(0.0, color="black", linewidth=0.6)
+    ax.margins(x=0.15, y=0.1)  # zero and the widest interval clear of the frame
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r["step"] for r in rows])
+    ax.set_xlabel("difference from the reference (nats/token)")
+    ax.set_title(title)
+    if not rows:
+        ax.text(0.5, 0.5, "no comparison", ha="center", va="center", transform=ax.transAxes)
+
+
+def ratio(ds, fig):
+    d = data.ratio(ds)
+    curves, forest = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    _curves(
+        curves, [st["step"] for st in d["steps"]], d["bands"], f"RATIO ablation, run {ds.run_id}"
+    )
+    curves.legend(frameon=False, ncol=2, fontsize=5)
+    _forest(forest, d["comparisons"], f"against {d['reference']} (green better, red worse)")
+
+
+def gpt2_pruning(ds, fig):
+    d = data.gpt2_pruning(ds)
+    forest, curves = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 3]})
+    _forest(forest, d["comparisons"], "against the dense step (green better, red worse)")
+    _curves(
+        curves, [st["step"] for st in d["steps"]], d["bands"], f"GPT-2 pruning, run {ds.run_id}"
+    )
+    curves.legend(frameon=False, ncol=2, fontsize=5)
+
+
+def kv_cache(ds, fig):
+    ax = fig.subplots()
     d = data.kv_cache(ds)
     for c, marker in zip(d["classes"], "osD^v<>", strict=False):
         tokens, nbytes = zip(*c["points"], strict=True)
@@ -78,7 +118,8 @@ def kv_cache(ds, ax):
     ax.legend(frameon=False)
 
 
-def pruning(ds, ax):
+def pruning(ds, fig):
+    ax = fig.subplots()
     d = data.pruning(ds)
     if d["points"]:
         _, sparsity, acc = zip(*d["points"], strict=True)
@@ -91,7 +132,8 @@ def pruning(ds, ax):
     ax.set_title(f"Pruning matrix, run {ds.run_id} (dashed: dense cells)")
 
 
-def decode(ds, ax):
+def decode(ds, fig):
+    ax = fig.subplots()
     d = data.decode(ds)
     ax.set_xlabel("context (tokens)")
     ax.set_ylabel("KV-cache bandwidth (GB/s)")
@@ -116,6 +158,7 @@ def decode(ds, ax):
 
 RENDERERS = {
     "gpt2_ratio_ablation": ratio,
+    "gpt2_pruning": gpt2_pruning,
     "kvsplice_cache": kv_cache,
     "pruning_matrix": pruning,
     "bench_decode": decode,
@@ -128,10 +171,11 @@ def draw(name, files, out):
     texgen.renderer_of(manifest.experiment, where)  # the accepted experiments, one list
     curves = texgen.RENDERERS[manifest.experiment].curves
     ds = data.load_dataset(name, files, curves=curves)
-    size = (WIDE, 2.6) if texgen.RENDERERS[ds.experiment].wide else (WIDTH, 2.3)
-    fig, ax = plt.subplots(figsize=size)
-    ax.grid(alpha=0.3)
-    RENDERERS[ds.experiment](ds, ax)
+    size = (WIDE, 3.0) if texgen.RENDERERS[ds.experiment].wide else (WIDTH, 2.3)
+    fig = plt.figure(figsize=size)
+    RENDERERS[ds.experiment](ds, fig)
+    for ax in fig.axes:
+        ax.grid(alpha=0.3)
     save(fig, out)
 
 

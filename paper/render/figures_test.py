@@ -5,7 +5,7 @@ import json
 import pytest
 
 from paper.render import figures
-from paper.render.testdata import RUNS, files, kv_run, ratio_run
+from paper.render.testdata import RUNS, files, gpt2_pruning_run, kv_run, ratio_run
 
 
 @pytest.mark.parametrize("experiment", sorted(RUNS))
@@ -42,3 +42,14 @@ def test_unknown_experiment_is_refused(tmp_path, capsys):
     (d / "manifest.json").write_text(json.dumps(dict(m, experiment="nope")))
     assert figures.main(["k", "--out", str(tmp_path / "x.pdf"), *files(d)]) == 1
     assert "'nope' has no renderer; accepted:" in capsys.readouterr().err
+
+
+def test_the_forest_plot_draws_the_summarys_differences(tmp_path):
+    d = gpt2_pruning_run(tmp_path / "g")
+    a, b = tmp_path / "a.pdf", tmp_path / "b.pdf"
+    assert figures.main(["g", "--out", str(a), *files(d)]) == 0
+    s = json.loads((d / "summary.json").read_text())
+    s["steps"][1].update(difference=-0.2, low=-0.3, high=-0.1, vs_reference="better")
+    (d / "summary.json").write_text(json.dumps(s))
+    assert figures.main(["g", "--out", str(b), *files(d)]) == 0
+    assert a.read_bytes() != b.read_bytes()

@@ -16,7 +16,7 @@ import hashlib
 import statistics
 from pathlib import Path
 
-from experiments.record import CURVE_COLUMNS, Manifest, StepRow, Summary
+from experiments.record import COMPARISON_FIELDS, CURVE_COLUMNS, Manifest, StepRow, Summary
 from experiments.results import atomic_write_json, write_csv
 
 RUN_ID = "cpu-1a2b3c4d"
@@ -164,6 +164,7 @@ def run_row(run, step, seed, label, **values):
 TRAINED_COLUMNS = (
     "final_val_loss", "best_val_loss", "tokens_seen", "wall_s", "params",
     "kv_bytes_per_token", "sparsity", "target_sparsity", "test_acc", "model_class",
+    "val_ppl", "sparsity_attention", "sparsity_mlp", "sparsity_head",
 )  # fmt: skip
 
 
@@ -172,8 +173,9 @@ def trained_row(run, step, seed, label, **values):
     return run_row(run, step, seed, label, **{**dict.fromkeys(TRAINED_COLUMNS), **values})
 
 
-def step_row(step, label, values, vs_reference=None):
-    """A StepRow over a step's seeds."""
+def step_row(step, label, values, vs_reference=None, **comparison):
+    """A StepRow over a step's seeds; `comparison` sets record.COMPARISON_FIELDS (None
+    unless given)."""
     return StepRow(
         step=step,
         label=label,
@@ -182,7 +184,16 @@ def step_row(step, label, values, vs_reference=None):
         mean=statistics.fmean(values) if values else None,
         std=statistics.stdev(values) if len(values) > 1 else None,
         vs_reference=vs_reference,
+        **{**dict.fromkeys(COMPARISON_FIELDS), **comparison},
     )
+
+
+def paired(reference, difference, low, high, p):
+    """A paired comparison of two seeds' steps, alone in its table (Holm changes nothing)."""
+    return dict(
+        reference=reference, difference=difference, low=low, high=high, p=p, p_adjusted=p,
+        test="paired t", reason="",
+    )  # fmt: skip
 
 
 def ratio_run(directory, **manifest_changes):
@@ -190,8 +201,11 @@ def ratio_run(directory, **manifest_changes):
     finals = {"step00": (2.20, 2.22), "step02": (2.10, 2.12)}
     steps, runs, curves = [], [], []
     for step, losses in finals.items():
-        verdict = "reference" if step == "step00" else "better"
-        steps.append(step_row(step, f"{step} label", losses, verdict))
+        if step == "step00":
+            steps.append(step_row(step, f"{step} label", losses, "reference"))
+        else:
+            compared = paired("step00", -0.1, -0.13, -0.07, 0.003)
+            steps.append(step_row(step, f"{step} label", losses, "better", **compared))
         for seed, final in zip(SEEDS, losses, strict=True):
             run = f"{step}-s{seed}"
             runs.append(trained_row(run, step, seed, f"{step} label", final_val_loss=final,
@@ -242,7 +256,11 @@ def pruning_run(directory, **manifest_changes):
     ]
     steps, runs = [], []
     for step, label, target, reached, accs in cells:
-        steps.append(step_row(step, label, accs))
+        if target is None:
+            steps.append(step_row(step, label, accs, "reference"))
+        else:
+            compared = paired("lenet5-adamw-none", -0.015, -0.079, 0.049, 0.20)
+            steps.append(step_row(step, label, accs, "not resolved", **compared))
         for seed, acc in zip(SEEDS, accs, strict=True):
             runs.append(
                 trained_row(f"{step}-s{seed}", step, seed, label, test_acc=acc,
@@ -252,6 +270,56 @@ def pruning_run(directory, **manifest_changes):
     cfg = config([c[0] for c in cells])
     m = manifest("pruning_matrix", names, cfg, {"dataset": "digits"}, **manifest_changes)
     return write(directory, m, summary("pruning_matrix", steps, runs, metric="test_acc"))
+
+
+# gpt2_pruning's test run: the dense step and two pruned ones of adamw, two seeds each:
+# (final val losses, sparsity over all and per type, verdict, difference, interval).
+GPT2_PRUNING = {
+    "adamw-none": ((2.10, 2.12), None, "reference", None),
+    "adamw-bitter7": (
+        (2.14, 2.17), (0.5, 0.45, 0.55, 0.40), "worse", (0.045, 0.02, 0.07, 0.01),
+    ),
+    "adamw-movement": (
+        (2.20, 2.24), (0.5, 0.50, 0.52, 0.44), "worse", (0.11, 0.08, 0.14, 0.004),
+    ),
+}  # fmt: skip
+
+
+def gpt2_pruning_run(directory, device="cpu", **manifest_changes):
+    """The dense adamw step and bitter7 and movement against it; the cpu profile unless
+    `device` says otherwise."""
+    steps, runs, curves = [], [], []
+    for step, (losses, sparsity, verdict, diff) in GPT2_PRUNING.items():
+        compared = {} if diff is None else paired("adamw-none", *diff)
+        steps.append(step_row(step, f"{step} label", losses, verdict, **compared))
+        for seed, final in zip(SEEDS, losses, strict=True):
+            run = f"{step}-s{seed}"
+            types = {} if sparsity is None else dict(
+                sparsity=sparsity[0], target_sparsity=0.5, sparsity_attention=sparsity[1],
+                sparsity_mlp=sparsity[2], sparsity_head=sparsity[3],
+            )  # fmt: skip
+            runs.append(
+                trained_row(run, step, seed, f"{step} label", final_val_loss=final,
+                            val_ppl=round(2.718281828459045**final, 6), **types)
+            )  # fmt: skip
+            for it, tokens, loss in ((80, 61440, final + 1), (160, 122880, final + 0.5),
+                                     (240, 184320, final)):  # fmt: skip
+                curves.append(
+                    {"run": run, "step": step, "seed": seed, "iter": it, "tokens": tokens,
+                     "val_loss": loss}
+                )  # fmt: skip
+    experiment = "gpt2_pruning"
+    reference = {s: "adamw-none" for s in GPT2_PRUNING if s != "adamw-none"}
+    profile = dict(RATIO_PROFILE, device=device)
+    m = manifest(
+        experiment,
+        [r["run"] for r in runs],
+        config(list(GPT2_PRUNING), reference=reference, profile=profile),
+        dict(RATIO_TRAIN, max_iters=240),
+        **manifest_changes,
+    )
+    s = summary(experiment, steps, runs, reference=reference, unigram_entropy=3.3214)
+    return write(directory, m, s, curves)
 
 
 DECODE_ROW = {
@@ -276,6 +344,7 @@ def decode_run(directory, measured=False, **manifest_changes):
 
 RUNS = {
     "gpt2_ratio_ablation": ratio_run,
+    "gpt2_pruning": gpt2_pruning_run,
     "kvsplice_cache": kv_run,
     "pruning_matrix": pruning_run,
     "bench_decode": decode_run,

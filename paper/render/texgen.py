@@ -190,6 +190,54 @@ def _floats(ds, *blocks):
     return "\n".join(lines) + "\n"
 
 
+# ------------------------------------------------- verdicts (every compared table)
+
+TEST_NAMES = {"paired t": "the paired $t$-test", "Welch t (unpaired)": "Welch's unpaired $t$-test"}
+
+
+def signed(x, digits):
+    """A signed number for a table: "$-0.012$", "$+0.004$"."""
+    return f"${x:+.{digits}f}$"
+
+
+def difference_cell(row, digits, scale=1.0):
+    """A step's difference from its reference and its 95% interval: "$-0.012$ [$-0.020$,
+    $-0.004$]"; the difference alone where there is no interval; "---" where nothing."""
+    if row.get("difference") is None:
+        return "---"
+    cell = signed(scale * row["difference"], digits)
+    if row.get("low") is None:
+        return cell
+    low, high = signed(scale * row["low"], digits), signed(scale * row["high"], digits)
+    return f"{cell} [{low}, {high}]"
+
+
+def test_sentence(tests, n, unit):
+    """What a caption says of the comparisons: what the difference is, and the test."""
+    if not tests:
+        return "No step is compared with a reference."
+    named = join_words(TEST_NAMES.get(t, escape(t)) for t in tests)
+    return (
+        f"Difference: step minus its reference in {unit}, the mean over seeds of the "
+        "paired differences, with its 95\\% interval (Student $t$ on the paired "
+        "differences); the verdict is better or worse where the $p$-value after Holm's "
+        f"correction over the table's {fmt_int(n)} comparisons is below 0.05, otherwise "
+        f"not resolved. Test: {named}"
+        + (
+            " (where a step and its reference did not run the same seeds, or ran one)"
+            if len(tests) > 1 or tests[0] != "paired t"
+            else ""
+        )
+        + "."
+    )
+
+
+def _verdict_macros(m, compared):
+    for verdict, name in zip(data.VERDICTS, ("Better", "Worse", "Unresolved"), strict=True):
+        m.add(name, fmt_int(sum(c["verdict"] == verdict for c in compared)))
+    m.add("Comparisons", fmt_int(len(compared)))
+
+
 # ------------------------------------------------------- gpt2_ratio_ablation
 
 
@@ -225,12 +273,14 @@ def ratio(ds, m):
         m.add(key + "Std", fmt_opt(st["std"], 3))
         m.add(key + "Vs", verdict)
         m.add(key + "Runs", f"{fmt_int(st['runs_done'])}/{fmt_int(st['runs'])}")
+        m.add(key + "Diff", difference_cell(st, 3))
         cells = [
             escape(st["step"]),
             escape(st["label"]),
             "---" if st["params"] is None else fmt_int(st["params"]),
             m.get(key + "Runs"),
             mean_pm_std(m.get(key + "Mean"), m.get(key + "Std")),
+            m.get(key + "Diff"),
             verdict,
         ]
         body.append(" & ".join(cells) + r" \\")
@@ -240,6 +290,8 @@ def ratio(ds, m):
     others = [st["vs_reference"] for st in steps if st is not ref]
     for verdict, name in zip(data.VERDICTS, ("Better", "Worse", "Unresolved"), strict=True):
         m.add(name, fmt_int(others.count(verdict)))
+    m.add("Comparisons", fmt_int(len(d["comparisons"])))
+    m.add("Tests", join_words(TEST_NAMES.get(t, escape(t)) for t in d["tests"]) or "none")
     best = min(steps, key=lambda st: st["mean"])
     m.add("BestName", escape(best["step"]))
     m.add("BestMean", fmt(best["mean"], 3))
@@ -247,17 +299,105 @@ def ratio(ds, m):
     table = _table(
         "tab:ratio",
         f"RATIO ablation, {run}: final validation loss (nats per token, mean $\\pm$ std over "
-        f"seeds; the mean alone with one seed) and the verdict against {escape(ref['step'])}.",
-        "lp{0.42\\textwidth}rrrl",
-        r"Step & What & Params & Seeds & Val.\ loss & vs.\ reference",
+        f"seeds; the mean alone with one seed) and each step against {escape(ref['step'])}. "
+        + test_sentence(d["tests"], len(d["comparisons"]), "nats per token"),
+        "lp{0.34\\textwidth}rrrll",
+        r"Step & What & Params & Seeds & Val.\ loss & Difference [95\% CI] & Verdict",
         body,
         wide=True,
     )
     figure = _figure(
         ds,
         "fig:ratio",
-        f"Validation loss against iteration, {run}: mean over seeds, "
-        "band from the lowest to the highest seed.",
+        f"RATIO ablation, {run}. Left: validation loss against iteration, mean over seeds, "
+        "band from the lowest to the highest seed. Right: each step's difference from "
+        f"{escape(ref['step'])} with its 95\\% interval, sorted by effect (as the table).",
+    )
+    return _floats(ds, table, figure)
+
+
+# ------------------------------------------------------------ gpt2_pruning
+
+# What the GPU profiles train (experiments/profiles.bzl): a GPU run of gpt2_pruning
+# replaces the cpu one, and until one is imported the section says they are not measured.
+GPU_SETTING = "GPT-2 124M on FineWebEdu (the GPU profiles)"
+
+
+def gpt2_pruning(ds, m):
+    d = data.gpt2_pruning(ds)
+    settings, steps = d["settings"], d["steps"]
+    m.add("Profile", escape(settings["profile"]))
+    m.add("Dims", _dims(settings["dims"]))
+    m.add("Iters", fmt_int(settings["max_iters"]))
+    m.add("Dataset", escape(settings["dataset"]))
+    m.add("Seeds", count(d["seeds"], "seed"))
+    m.add("StepCount", fmt_int(len(steps)))
+    targets = join_words(fmt_pct(t, 0) + r"\%" for t in d["targets"]) if d["targets"] else "---"
+    m.add("Target", targets)
+    m.add("Entropy", NOT_MEASURED if d["entropy"] is None else fmt(d["entropy"], 3))
+    m.add("Gpu", "measured in this run" if d["gpu"] else NOT_MEASURED)
+    m.add("GpuSetting", escape(GPU_SETTING))
+    body = []
+    for i, st in enumerate(steps, start=1):
+        key = f"Step{roman(i)}"
+        verdict = st["vs_reference"] or "---"
+        m.add(key + "Name", escape(st["step"]))
+        m.add(key + "Mean", fmt(st["mean"], 3))
+        m.add(key + "Ppl", fmt_opt(st["ppl"], 2))
+        m.add(key + "Diff", difference_cell(st, 3))
+        m.add(key + "Vs", verdict)
+        sparsity = [
+            fmt_opt(None if st[k] is None else 100 * st[k], 1)
+            for k in ("sparsity", "sparsity_attention", "sparsity_mlp", "sparsity_head")
+        ]
+        cells = [
+            escape(st["step"]),
+            mean_pm_std(m.get(key + "Mean"), fmt_opt(st["std"], 3)),
+            m.get(key + "Ppl"),
+            *sparsity,
+            m.get(key + "Diff"),
+            verdict,
+        ]
+        body.append(" & ".join(cells) + r" \\")
+    body.append(rf"\midrule \multicolumn{{9}}{{l}}{{{escape(GPU_SETTING)}: {m.get('Gpu')}}} \\")
+    _verdict_macros(m, d["comparisons"])
+    pruned = d["comparisons"]
+    best = min(steps, key=lambda st: st["mean"])
+    m.add("BestName", escape(best["step"]))
+    m.add("BestPpl", fmt_opt(best["ppl"], 2))
+    if pruned:
+        top = min(pruned, key=lambda c: c["difference"])
+        m.add("BestPrunedName", escape(top["step"]))
+        m.add("BestPrunedRef", escape(top["reference"]))
+        m.add("BestPrunedDiff", difference_cell(top, 3))
+        m.add("BestPrunedVs", top["verdict"])
+    else:
+        for k in ("BestPrunedName", "BestPrunedRef", "BestPrunedDiff", "BestPrunedVs"):
+            m.add(k, "---")
+    gaps = [abs(st["sparsity"] - st["target"]) for st in steps if st["target"]]
+    m.add("MaxGap", fmt_pct(max(gaps), 2) if gaps else "---")
+    m.add("Tests", join_words(TEST_NAMES.get(t, escape(t)) for t in d["tests"]) or "none")
+    run = _run_mark(ds)
+    table = _table(
+        "tab:gpt2-pruning",
+        f"GPT-2 pruning, {run}: final validation loss (nats per token, mean $\\pm$ std over "
+        "seeds), perplexity, sparsity reached (\\%) over all prunable weights and per layer "
+        "type (attention, MLP, the head tied to the token embedding), and each pruned step "
+        "against the dense step of its optimizer. "
+        + test_sentence(d["tests"], len(d["comparisons"]), "nats per token"),
+        "lrrrrrrll",
+        r"Step & Val.\ loss & Ppl. & Sparsity & Attn. & MLP & Head & Difference [95\% CI] "
+        r"& Verdict",
+        body,
+        wide=True,
+    )
+    figure = _figure(
+        ds,
+        "fig:gpt2-pruning",
+        f"GPT-2 pruning, {run}. Left: each pruned step's difference in final validation loss "
+        "from the dense step of its optimizer with its 95\\% interval, sorted by effect. "
+        "Right: validation loss against iteration, mean over seeds, band from the lowest "
+        "to the highest seed.",
     )
     return _floats(ds, table, figure)
 
@@ -326,11 +466,15 @@ def pruning(ds, m):
         m.add(key + "Std", "---" if c["std"] is None else fmt_pct(c["std"]))
         m.add(key + "Sparsity", "---" if c["sparsity"] is None else fmt_pct(c["sparsity"]))
         m.add(key + "Target", "---" if not c["target"] else fmt_pct(c["target"], 0))
+        m.add(key + "Diff", difference_cell(c, 1, scale=100))
+        m.add(key + "Vs", c["verdict"] or "---")
         cells_ = [
             escape(c["label"]),
             m.get(key + "Target"),
             m.get(key + "Sparsity"),
             mean_pm_std(m.get(key + "Acc"), m.get(key + "Std")),
+            m.get(key + "Diff"),
+            m.get(key + "Vs"),
         ]
         body.append(" & ".join(cells_) + r" \\")
     best = max(cells, key=lambda c: c["acc"])
@@ -348,13 +492,17 @@ def pruning(ds, m):
         for key in ("SparsestLabel", "SparsestSparsity", "SparsestAcc", "MaxGap"):
             m.add(key, "---")
     run = _run_mark(ds)
+    n_compared = sum(c["difference"] is not None for c in cells)
     table = _table(
         "tab:pruning",
         f"Pruning matrix, {run}: target and reached sparsity (\\%) and test accuracy "
-        "(\\%, mean $\\pm$ std over seeds; the mean alone with one seed) per cell.",
-        "lrrr",
-        r"Cell & Target & Reached & Test acc.",
+        "(\\%, mean $\\pm$ std over seeds; the mean alone with one seed) per cell, and each "
+        "pruned cell against the dense cell of its model and optimizer. "
+        + test_sentence(d["tests"], n_compared, "percentage points of accuracy"),
+        "lrrrll",
+        r"Cell & Target & Reached & Test acc. & Difference [95\% CI] & Verdict",
         body,
+        wide=True,
     )
     figure = _figure(
         ds, "fig:pruning", f"Test accuracy against the sparsity reached, one point per run, {run}."
@@ -429,6 +577,7 @@ class Renderer:
 
 RENDERERS = {
     "gpt2_ratio_ablation": Renderer("Ratio", ratio, curves=True, wide=True),
+    "gpt2_pruning": Renderer("GptPrune", gpt2_pruning, curves=True, wide=True),
     "kvsplice_cache": Renderer("Kv", kv_cache),
     "pruning_matrix": Renderer("Prune", pruning),
     "bench_decode": Renderer("Decode", decode, flags=("Measured",)),

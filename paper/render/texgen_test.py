@@ -12,6 +12,7 @@ from paper.render.testdata import (
     decode_run,
     digest,
     files,
+    gpt2_pruning_run,
     kv_run,
     macros_of,
     pruning_run,
@@ -44,6 +45,37 @@ def test_ratio_macros_carry_the_summary(tmp_path):
     assert m["RatioSeeds"] == "2 seeds" and m["RatioStepIRuns"] == "2/2"
     assert m["RatioFloats"] == "\\input{generated/set_table.tex}"
     assert "2.210 $\\pm$ 0.014" in table and "407{,}552" in table
+    # The difference and its interval beside the verdict; the caption names the test.
+    assert m["RatioStepIIDiff"] == "$-0.100$ [$-0.130$, $-0.070$]" and m["RatioStepIDiff"] == "---"
+    assert m["RatioComparisons"] == "1" and m["RatioTests"] == "the paired $t$-test"
+    assert "Test: the paired $t$-test." in table and "Holm's correction over the table's 1" in table
+
+
+def test_gpt2_pruning_prints_perplexity_sparsity_per_type_and_the_verdicts(tmp_path):
+    m, table, _ = render(gpt2_pruning_run, tmp_path)
+    assert [m[f"GptPruneStep{r}Name"] for r in ("I", "II", "III")] == [
+        "adamw-none",
+        "adamw-bitter7",
+        "adamw-movement",
+    ]
+    assert m["GptPruneStepIMean"] == "2.110" and m["GptPruneStepIVs"] == "reference"
+    assert m["GptPruneStepIIPpl"] == "8.63"  # the mean of exp(2.14) and exp(2.17)
+    assert m["GptPruneStepIIDiff"] == "$+0.045$ [$+0.020$, $+0.070$]"
+    assert m["GptPruneStepIIIVs"] == "worse" and m["GptPruneWorse"] == "2"
+    assert m["GptPruneBetter"] == "0" and m["GptPruneComparisons"] == "2"
+    assert m["GptPruneBestPrunedName"] == "adamw-bitter7" and m["GptPruneTarget"] == "50\\%"
+    assert m["GptPruneMaxGap"] == "0.00" and m["GptPruneDims"] == "2 layers, 2 heads, width 128"
+    # sparsity over all, attention, MLP and head, in percent, then the difference, the verdict
+    assert "adamw-bitter7 & 2.155 $\\pm$ 0.021 & 8.63 & 50.0 & 45.0 & 55.0 & 40.0 & " in table
+    assert "adamw-none & 2.110 $\\pm$ 0.014 & 8.25 & --- & --- & --- & --- & --- & reference" in (
+        table
+    )
+    assert "Test: the paired $t$-test." in table
+    # A cpu run: the GPU profiles' figures are not measured, and the table says so.
+    assert m["GptPruneGpu"] == "not measured"
+    assert "GPT-2 124M on FineWebEdu (the GPU profiles): not measured" in table
+    gpu, gpu_table, _ = render(gpt2_pruning_run, tmp_path, name="gpu", device="cuda")
+    assert gpu["GptPruneGpu"] == "measured in this run" and "not measured" not in gpu_table
 
 
 def test_every_caption_names_the_run_and_marks_a_dirty_tree(tmp_path):
@@ -82,7 +114,7 @@ def test_one_seed_has_no_std(tmp_path):
     (d / "summary.json").write_text(json.dumps(s))
     macros, table = texgen.render_set("r", files(d))
     assert macros_of(macros)["RatioStepIIStd"] == "---"
-    assert " & 2/2 & 2.110 & better \\\\" in table
+    assert " & 2/2 & 2.110 & $-0.100$ [$-0.130$, $-0.070$] & better \\\\" in table
 
 
 KV_WANT = {  # GPT2_MLA's cache is 6x smaller than GPT2's, the first class
@@ -104,6 +136,9 @@ PRUNE_WANT = {  # accuracy and sparsity reached per cell, in percent
     "PruneCellIITarget": "90",
     "PruneSparsestAcc": "95.5",
     "PruneMaxGap": "0.12",
+    "PruneCellIIDiff": "$-1.5$ [$-7.9$, $+4.9$]",  # percentage points against the dense cell
+    "PruneCellIIVs": "not resolved",
+    "PruneCellIVs": "reference",
 }
 
 
@@ -224,7 +259,7 @@ def test_unknown_experiment_names_the_accepted(tmp_path, capsys):
     )
     assert code == 1 and not out.exists()
     err = capsys.readouterr().err
-    assert "'gpt2_variants' has no renderer; accepted: gpt2_ratio_ablation, kvsplice_cache" in err
+    assert "'gpt2_variants' has no renderer; accepted: gpt2_ratio_ablation, gpt2_pruning" in err
 
 
 def test_figures_and_texgen_render_the_same_experiments():

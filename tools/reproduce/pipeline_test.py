@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from experiments.record import Manifest, missing_fields
+from experiments.record import SCHEMA, Manifest, missing_fields
 from tools.reproduce import fork_pins, reproduce, saturation, stages
 from tools.reproduce.pipeline import STAGES, Pipeline, PipelineError, Skip
 
@@ -89,7 +89,7 @@ def test_cpu_run_skips_with_reasons_and_still_reports(tmp_path, capsys):
     assert manifest["stages"]["doctor"]["status"] == "ok"
     # The run record's Manifest (experiments/record.py), no host name, no run actions.
     assert missing_fields(manifest) == [] and "host" not in manifest
-    assert Manifest.from_dict(manifest).runs == {} and manifest["schema"] == 2
+    assert Manifest.from_dict(manifest).runs == {} and manifest["schema"] == SCHEMA
     assert manifest["config"] == STAGE_SETS["decode"]
     assert manifest["experiment"] == "decode" and manifest["run_id"] == "cpu"
     assert manifest["command"] == (

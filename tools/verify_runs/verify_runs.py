@@ -18,7 +18,8 @@ refused: comparing two code versions is what a changed digest means.
 `--allow FIELD` accepts a known difference (say, commit when comparing code
 versions on purpose); an installed run whose commit is unknown or dirty is
 refused unless `--allow commit` / `--allow "dirty tree"`. A manifest that is
-not a schema-2 record fails with one line naming the file and the key.
+not a record of this tree's schema (experiments/record.py SCHEMA) fails with one line
+naming the file and the key.
 """
 
 from __future__ import annotations

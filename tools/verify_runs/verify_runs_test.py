@@ -4,7 +4,7 @@ inputs digest and whether the installed runs agree on it."""
 import dataclasses
 import json
 
-from experiments.record import Manifest
+from experiments.record import SCHEMA, Manifest
 from tools.verify_runs import verify_runs
 
 A, B = "a" * 64, "b" * 64
@@ -115,7 +115,7 @@ def test_a_manifest_of_another_schema_is_one_line(tmp_path, capsys):
     (tmp_path / "b" / "manifest.json").write_text(json.dumps(dict(old, schema=1)))
     assert verify_runs.main([a, b]) == 2
     err = capsys.readouterr().err
-    assert f"{b}/manifest.json: schema is 1; verify_runs reads manifests of schema 2" in err
+    assert f"{b}/manifest.json: schema is 1; verify_runs reads manifests of schema {SCHEMA}" in err
     (tmp_path / "b" / "manifest.json").write_text(json.dumps(dict(old, runs=None)))
     assert verify_runs.main([a, b]) == 2
     err = capsys.readouterr().err
