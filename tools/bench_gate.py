@@ -196,7 +196,8 @@ class Tree:
             "test", self.targets + self.flags + [f"--build_event_json_file={bep}"], self.timeout
         )
         after = loadavg()
-        results.atomic_write_text(str(self.logs / f"{self.name}-{stem}.log"), out)
+        log = self.logs / f"{self.name}-{stem}.log"
+        results.atomic_write_text(str(log), out)
         try:
             events = ci_summary.read_events(bep)
         except (OSError, json.JSONDecodeError):
@@ -218,6 +219,7 @@ class Tree:
             "bazel_elapsed": bazel_line(out, "Elapsed time: "),
             "critical_path": bazel_line(out, "Critical Path: "),
             "server_started": SERVER_START in out,
+            "log": str(log),
         }
 
 
@@ -254,6 +256,13 @@ def measure(trees, cases, runs, say=print, samples=None):
         sample = tree.gate(case, kind, run)
         samples.append(sample)
         say(report.describe(sample))
+        if kind in ("cold", "prime") and sample["verdict"] != "pass":
+            raise BenchError(
+                f"{tree.name} ({tree.sha[:12]}): the full build did not pass "
+                f"({sample['verdict']}); Bazel stops at the first failure, so no figure "
+                f"of this tree means anything. The benchmark measures a green gate; "
+                f"see {sample.get('log')}"
+            )
 
     def turns(run):
         return trees if run % 2 else list(reversed(trees))

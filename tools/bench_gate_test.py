@@ -255,10 +255,10 @@ def test_a_sample_line_shows_the_load_before_and_after():
 class RecordingTree(bench_gate.Tree):
     """A Tree whose Bazel commands are recorded: what ran, and the edited file's text."""
 
-    def __init__(self, name, workspace, calls, fail_on=None):
+    def __init__(self, name, workspace, calls, fail_on=None, red_on=None):
         root, logs = workspace / "root", workspace / "logs"
         super().__init__(name, "0" * 40, workspace, root, [], ["//..."], logs, 1)
-        self.calls, self.fail_on = calls, fail_on
+        self.calls, self.fail_on, self.red_on = calls, fail_on, red_on
 
     def reset(self):
         self.calls.append((self.name, "reset"))
@@ -270,7 +270,8 @@ class RecordingTree(bench_gate.Tree):
         text = self.read(edit.path) if edit else ""
         state = "edited" if edit and edit.replacement in text else "original"
         self.calls.append((self.name, case, kind, run, state))
-        return sample(self.name, case, kind, run, 1.0)
+        red = (case, kind, run) == self.red_on
+        return sample(self.name, case, kind, run, 1.0, verdict="FAILED //a:b" if red else "pass")
 
 
 def holding(line):
@@ -349,6 +350,16 @@ def test_a_failed_run_still_restores_the_file(tmp_path):
     assert ("this", "scores", "edit", 1, "edited") in calls  # both files were edited
     for tree in trees:
         assert tree.read("pruning/scores.py") == holding(plan.EDITS["scores"].line)
+
+
+def test_a_full_build_that_fails_stops_the_benchmark(tmp_path):
+    calls = []
+    this = make_tree(tmp_path, "this", calls)
+    this.red_on = ("cold", "prime", 0)
+    trees = [this, make_tree(tmp_path, "baseline", calls)]
+    with pytest.raises(bench_gate.BenchError, match="this .*the full build did not pass"):
+        bench_gate.measure(trees, ("noop", "layers"), 1, say=lambda _: None)
+    assert calls == [("this", "reset"), ("this", "cold", "prime", 0, "original")]
 
 
 def test_preflight_refuses_a_tree_without_the_line(tmp_path):
