@@ -30,6 +30,7 @@ few minutes; its figures say nothing about the gate.
 """
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
@@ -425,6 +426,9 @@ def run(args, say=print):
                 nested.remove_output_root(tree.user_root)
             for name in shas:
                 shutil.rmtree(scratch / name, ignore_errors=True)
+            if args.out and not args.scratch:
+                with contextlib.suppress(OSError):
+                    scratch.rmdir()  # empty: the results went to --out
         table = write_record(out, record, heading)
         say(
             f"{'partial results' if record['error'] else 'wrote'}: {out / 'table.md'}, "

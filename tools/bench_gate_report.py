@@ -114,6 +114,8 @@ def restarted(sample):
 
 
 def _verdict(samples):
+    if not samples:
+        return "-"
     bad = [f"{s['kind']} {s['run']}: {s['verdict']}" for s in samples if s["verdict"] != "pass"]
     bad += [f"{s['kind']} {s['run']}: server restarted" for s in samples if restarted(s)]
     return "pass" if not bad else "; ".join(bad)

@@ -204,6 +204,8 @@ def test_rows_hold_medians_ratio_counts_and_verdicts():
     assert (layers["tests_this"], layers["tests_baseline"]) == ("1-2", "3")
     assert layers["verdict_this"] == "edit 3: FAILED //a:1"
     assert layers["verdict_baseline"] == "pass"
+    (unmeasured,) = bench_gate_report.summary_rows(SAMPLES, ("noop",))
+    assert (unmeasured["this_s"], unmeasured["verdict_this"]) == (None, "-")
 
 
 def test_slow_tests_are_those_over_ten_seconds_slowest_first():
