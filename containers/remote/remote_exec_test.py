@@ -175,11 +175,12 @@ def scenario(tmp_path_factory):
         with namespace.NamespaceHost(hide=hidden, binds={fixed_root: image}) as host:
             with worker.RemoteWorker(worker_root / "a", host=host) as w:
                 remote.append(f"--remote_executor={w.executor}")
-                results["visible"] = subprocess.run(
-                    host.wrap(["ls", "-A", str(user_root), str(fixed_root)]),
-                    capture_output=True,
-                    text=True,
-                ).stdout
+                results["visible"] = {
+                    d: subprocess.run(
+                        host.wrap(["ls", "-A", str(d)]), capture_output=True, text=True
+                    ).stdout.split()
+                    for d in (checkout, fixed_root, real_venv_root())
+                }
                 fixed = [f"--repo_env=KNLP_VENV_ROOT={fixed_root}"]
                 results["image"] = run("test", ["//..."] + remote + fixed, "a.json")
                 results["external"] = run("test", ["//:venv_test"] + remote, "b.json", check=False)
@@ -224,10 +225,11 @@ def scenario(tmp_path_factory):
 
 
 def test_client_paths_are_hidden_and_the_image_path_is_the_workers(scenario):
-    # The worker sees its own venv at the fixed path and nothing of the client's output root.
-    listed = scenario["visible"]
-    assert re.search(r"venv-[0-9a-f]{16}-py3\.11", listed), listed
-    assert "home" not in listed and "install" not in listed, listed
+    # The worker sees its own venv at the fixed path, an empty checkout and venv root.
+    checkout, fixed_root, venv_root = scenario["visible"].values()
+    assert checkout == [] and venv_root == [], scenario["visible"]
+    venvs = [name for name in fixed_root if name.startswith("venv-")]
+    assert len(venvs) == 1 and re.match(r"venv-[0-9a-f]{16}-py3\.11", venvs[0]), fixed_root
 
 
 def test_every_action_runs_remotely(scenario):
