@@ -68,6 +68,10 @@ IMAGE_COMMON = {
     # Debian's archive as of the base image's build date, so apt installs the
     # same package versions every time.
     "debian_snapshot": "20251229T000000Z",
+    # Where the image's venvs sit (KNLP_VENV_ROOT). Remote workers run Python
+    # actions on them, so --config=remote-exec points the client's toolchain at
+    # the same path (containers/README.md, "The venv on a worker").
+    "venv_root": "/opt/knlp/venvs",
 }
 
 # Where `containers/image.py push` puts the images; the platforms name them

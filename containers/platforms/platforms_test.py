@@ -29,6 +29,11 @@ def test_remote_exec_registers_the_cpu_pool_first_then_every_gpu():
     assert rc_values("remote-exec", "host_platform") == ["//containers/platforms:cpu"]
 
 
+def test_remote_exec_names_the_image_venv():
+    venv_root = MANIFEST["image_common"]["venv_root"]
+    assert rc_values("remote-exec", "repo_env") == [f"KNLP_VENV_ROOT={venv_root}"]
+
+
 def test_the_loopback_worker_gets_the_cpu_pool_only():
     assert rc_values("remote-exec-local", "extra_execution_platforms") == [
         "//containers/platforms:cpu"
