@@ -192,7 +192,8 @@ def scenario(tmp_path_factory):
                 )
             results["routing"] = run(
                 "build",
-                ["//:routed_h100", "//:routed_cpu", "--config=remote-exec", "--remote_executor="],
+                ["//:routed_h100", "//:routed_cpu", "--config=remote-exec", "--remote_executor="]
+                + fixed,  # not the config's /opt/knlp/venvs: a test writes only its own tree
                 "d.json",
             )
             slow = ["--config=remote-exec-local", "--remote_retries=1"]

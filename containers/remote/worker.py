@@ -118,6 +118,17 @@ class Loopback:
                 raise WorkerError(in_use) from None
 
 
+def _children(pid):
+    """The pids of `pid`'s children (the JVM, for the unshare that forked it)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(c) for c in task.read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
 def _wait_listening(address, port, proc, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -223,12 +234,22 @@ class RemoteWorker:
         return self
 
     def stop(self, timeout=10):
-        """Kills the worker and everything it started (its PID namespace); safe twice."""
+        """Kills the worker and everything it started (its PID namespace); safe twice.
+
+        Returns once the JVM has been reaped, so its port is free and no action runs.
+        """
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            # unshare ignores SIGTERM while it waits; SIGKILL makes --kill-child
-            # kill the JVM, pid 1 of the namespace, and with it every action.
+        # SIGKILL to the JVM, pid 1 of the namespace, ends every action with it;
+        # unshare, its parent, reaps it and exits. (unshare ignores SIGTERM, and
+        # killing it first would leave the JVM dying after this returns.)
+        jvms = _children(self.proc.pid)
+        for pid in jvms:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not jvms and self.proc.poll() is None:
             self.proc.kill()
         try:
             self.proc.wait(timeout=timeout)

@@ -81,10 +81,11 @@ def test_listens_on_loopback_only(tmp_path):
 
 def test_stop_ends_the_jvm(tmp_path):
     w = worker.RemoteWorker(tmp_path / "w").start()
-    jvms = _pids_with(str(tmp_path / "w" / "work"))
-    assert jvms
+    jvms = worker._children(w.proc.pid)
+    assert jvms and set(jvms) <= set(_pids_with(str(tmp_path / "w" / "work")))
     w.stop()
-    assert _wait_for(lambda: not _pids_with(str(tmp_path / "w" / "work")))
+    # Gone and reaped when stop returns, and the port with it.
+    assert not [pid for pid in jvms if Path(f"/proc/{pid}").exists()]
     assert "127.0.0.1" not in _listening(w.port)
     w.stop()  # a second stop is harmless
 
