@@ -11,9 +11,17 @@ says how BuildGrid and Buildbarn workers declare them).
 `//containers/platforms:cpu` is the CPU pool's platform; the GPU platforms
 (`:h100`, ..., defs.bzl's gpu_platforms) add `gpu_exec_properties(target)` to
 their container image and toolkit. An action reaches a GPU platform only if
-its target asks for it with `exec_compatible_with = gpu_exec_constraints("h100")`;
-everything else goes to the CPU pool, the first execution platform that
-`--config=remote-exec` registers.
+it asks for that target: a target with `exec_compatible_with =
+gpu_exec_constraints("h100")`, or an action of a rule's exec group
+`gpu_exec_group("h100")` (experiments/defs.bzl puts each GPU profile's runs
+there). Everything else goes to the first execution platform: the CPU pool
+under `--config=remote-exec`, the host otherwise.
+
+WORKSPACE calls `register_pools()`, which registers the host and then every
+GPU platform for every build, so a GPU exec group finds its platform with or
+without remote execution, and a GPU step's action has the same platform, and
+so the same remote-cache key, whether a pod runs it locally or a worker runs
+it for the workstation.
 """
 
 load("//tools/bazel:gpu_targets.bzl", "GPU_TARGETS")
@@ -52,9 +60,64 @@ def gpu_exec_constraints(target):
     gpu_exec_properties(target)  # checks the name
     return [Label("//containers/platforms:" + gpu_constraint(target))]
 
+# The platform Bazel makes of the machine it runs on (its default --host_platform).
+HOST_PLATFORM = "@local_config_platform//:host"
+
+def gpu_exec_group(target):
+    """The name of the exec group whose actions run on a `target` GPU (`gpu_h100`).
+
+    A rule declares `exec_groups = gpu_exec_groups()` and passes
+    `exec_group = gpu_exec_group(target)` to an action that needs the GPU.
+
+    Args:
+      target: a key of GPU_TARGETS.
+
+    Returns:
+      The exec group's name, also the name of the target's constraint value.
+    """
+    gpu_exec_properties(target)  # checks the name
+    return gpu_constraint(target)
+
+def gpu_exec_groups():
+    """`exec_groups` of a rule with GPU actions: one exec group per GPU target.
+
+    Needs `--experimental_exec_groups` (Bazel 4.2.3; .bazelrc sets it). Each
+    group asks for its target's constraint value, which only that target's
+    platform has, so it resolves to the platform `register_pools()` registers.
+
+    Returns:
+      A dict of exec group name to exec_group.
+    """
+    return {
+        gpu_exec_group(t): exec_group(exec_compatible_with = [str(c) for c in gpu_exec_constraints(t)])
+        for t in sorted(GPU_TARGETS)
+    }
+
+def registered_execution_platforms():
+    """What WORKSPACE registers, in order: the host first, then every GPU target's platform.
+
+    The host comes first so that an action that asks for nothing keeps running
+    on it (Bazel takes the first platform that satisfies an action's
+    constraints); `--extra_execution_platforms` (--config=remote-exec) goes
+    before both.
+    """
+    return [HOST_PLATFORM] + ["//containers/platforms:" + t for t in sorted(GPU_TARGETS)]
+
+def register_pools(name = "pools"):
+    """WORKSPACE: registers registered_execution_platforms() for every build.
+
+    Args:
+      name: unused; a WORKSPACE macro registers, it declares no target.
+    """
+    native.register_execution_platforms(*registered_execution_platforms())
+
 def execution_platform_labels():
-    """What --extra_execution_platforms must list, in order: the CPU pool first."""
-    return ["//containers/platforms:cpu"] + ["//containers/platforms:" + t for t in sorted(GPU_TARGETS)]
+    """The execution platforms under --config=remote-exec, in the order Bazel tries them.
+
+    The CPU pool (--extra_execution_platforms, .bazelrc), then what WORKSPACE
+    registers (registered_execution_platforms()).
+    """
+    return ["//containers/platforms:cpu"] + registered_execution_platforms()
 
 def cpu_platform(name = "cpu"):
     """The CPU pool's execution platform.
