@@ -23,6 +23,7 @@ import random
 import secrets
 import select
 import subprocess
+import time
 from pathlib import Path
 
 from containers.remote import worker as worker_lib
@@ -59,6 +60,27 @@ def _run(argv):
     if proc.returncode != 0:
         raise HostError(f"`{' '.join(argv)}` failed: {proc.stderr.strip()}")
     return proc.stdout
+
+
+def _wait_for_own_netns(proc, timeout):
+    """Returns once `proc` has left this network namespace.
+
+    `ip link add ... netns PID` moves the veth end into whatever namespace PID
+    is in at that moment; before unshare has made its own (a loaded machine
+    takes a while to get there), that is still this one.
+    """
+    ours = os.readlink("/proc/self/ns/net")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.readlink(f"/proc/{proc.pid}/ns/net") != ours:
+                return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    raise HostError(f"the namespace holder (pid {proc.pid}) did not unshare its network")
 
 
 def used_networks():
@@ -148,6 +170,7 @@ class NamespaceHost:
             preexec_fn=worker_lib._die_with_parent,
         )
         try:
+            _wait_for_own_netns(self.holder, timeout)
             _run(
                 ["ip", "link", "add", self.outer_dev, "type", "veth", "peer", "name"]
                 + [self.inner_dev, "netns", str(self.holder.pid)]
