@@ -150,6 +150,15 @@ class NamespaceHost:
     def check_port(self, port):
         """Nothing but this host's workers listens in its network namespace."""
 
+    def make_store(self, path):
+        """The actions' checkpoint store as the namespace sees it (mode 0700).
+
+        Bind a directory of the worker's own there (`binds`) for a store that
+        holds checkpoints: a hidden path is a tmpfs of 64 KiB.
+        """
+        pid = str(self.holder.pid)
+        _run(["nsenter", "-t", pid, "-m", "--", "mkdir", "-p", "-m", "0700", str(path)])
+
     def wrap(self, argv):
         """`argv` run inside the namespaces, in a PID namespace of its own."""
         pid = str(self.holder.pid)

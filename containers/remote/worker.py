@@ -14,7 +14,15 @@ worker owns: `work/` (one exec root per running action, removed when it ends),
 One worker per root: starting one empties `work/`, which a killed worker
 leaves holding the exec roots of the actions it was running.
 Actions run in Bazel's linux-sandbox: the file system read-only except `work/`,
-and an empty tmpfs on /tmp unless the root itself is below /tmp.
+the checkpoint store of training steps (below), and an empty tmpfs on /tmp
+unless the root itself is below /tmp.
+
+A training step's action keeps its checkpoints in experiments/store.py's store
+on the machine that runs it, so that the same action sent again resumes there.
+A worker passes an action only the environment the client declared, without
+HOME or XDG_CACHE_HOME, so that store is `~/.cache/knlp/runs` of the user the
+worker runs as (`action_store_root()`); the worker creates it and leaves it
+writable to its actions.
 
 The worker runs as pid 1 of a PID namespace of its own (`unshare --pid --fork
 --kill-child`), and the `unshare` process gets SIGKILL when its launcher dies
@@ -30,6 +38,7 @@ and pass `host=` (containers/remote/namespace.py) to run it on a second host.
 import argparse
 import ctypes
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -96,6 +105,15 @@ def _die_with_parent():
         os._exit(127)
 
 
+def action_store_root():
+    """The checkpoint store (experiments/store.py) of a training step that a worker runs.
+
+    An action on a worker has neither HOME nor XDG_CACHE_HOME, so the store is
+    under the home of the worker's user in the user database.
+    """
+    return Path(pwd.getpwuid(os.geteuid()).pw_dir) / ".cache" / "knlp" / "runs"
+
+
 class Loopback:
     """The worker on this machine, on 127.0.0.1, in a PID namespace of its own."""
 
@@ -107,6 +125,10 @@ class Loopback:
 
     def check_root(self, root):
         """Every path is visible to the worker here."""
+
+    def make_store(self, path):
+        """The actions' checkpoint store, here the user's own (mode 0700)."""
+        Path(path).mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def check_port(self, port):
         """Refuses a port that something on this machine listens on already."""
@@ -149,9 +171,11 @@ class RemoteWorker:
     `namespace.NamespaceHost`, which gives it a network and mount namespace.
     """
 
-    def __init__(self, root, port=None, jobs=2, host=None, sandboxing=True, jar=None):
+    def __init__(self, root, port=None, jobs=2, host=None, sandboxing=True, jar=None, store=None):
         self.root = Path(root).absolute()
         self.host = host or Loopback()
+        # Where the worker's actions see the checkpoint store (on its host).
+        self.store = Path(store).absolute() if store else action_store_root()
         self.port = check_port(port) if port is not None else free_port()
         self.jobs = check_jobs(jobs)
         self.sandboxing = sandboxing
@@ -192,6 +216,7 @@ class RemoteWorker:
         ]
         if self.sandboxing:
             args += ["--sandboxing", f"--sandboxing_writable_path={self.work_dir}"]
+            args.append(f"--sandboxing_writable_path={self.store}")
             if Path("/tmp") not in self.root.parents:
                 args.append("--sandboxing_tmpfs_dir=/tmp")
         return args
@@ -206,6 +231,8 @@ class RemoteWorker:
             shutil.rmtree(self.work_dir)
         for sub in ("work", "cas", "lib", "log"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        # The sandbox refuses to start an action when a writable path is missing.
+        self.host.make_store(self.store)
         # The worker runs its own copy, so nothing it needs lies in the client's
         # output base, which a second host hides.
         shutil.copyfile(self.jar or find_jar(), self.root / "lib" / JAR_NAME)
@@ -292,7 +319,7 @@ def main(argv=None):
         worker.start()
         print(
             f"remote worker: {worker.executor}, work and CAS under {root}, "
-            f"log {worker.log} (Ctrl-C stops)",
+            f"training checkpoints in {worker.store}, log {worker.log} (Ctrl-C stops)",
             flush=True,
         )
         worker.proc.wait()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from containers.remote import namespace, worker
+from experiments import store as run_store
 
 HERE = Path(__file__).resolve().parent
 
@@ -129,6 +130,22 @@ def test_bad_arguments_are_named(tmp_path, kw):
         worker.RemoteWorker(tmp_path, **kw)
 
 
+def test_actions_write_the_work_tree_and_the_checkpoint_store_only(tmp_path):
+    w = worker.RemoteWorker(tmp_path / "w", store=tmp_path / "store")
+    writable = [a.split("=", 1)[1] for a in w.argv() if a.startswith("--sandboxing_writable_path=")]
+    assert writable == [str(w.work_dir), str(tmp_path / "store")]
+    with w:
+        assert (tmp_path / "store").is_dir()
+        assert (tmp_path / "store").stat().st_mode & 0o777 == 0o700
+
+
+def test_the_store_is_the_one_a_step_finds_without_home(tmp_path, monkeypatch):
+    # A worker's action has no HOME and no XDG_CACHE_HOME; run_step then uses this root.
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert worker.RemoteWorker(tmp_path).store == run_store.default_root()
+
+
 def test_build_script_refuses_a_source_it_cannot_rewrite(tmp_path):
     src = tmp_path / "RemoteWorker.java"
     src.write_text("class RemoteWorker { void f() { NettyServerBuilder.forAddress(x); } }\n")
@@ -170,7 +187,10 @@ def test_namespace_host_hides_client_paths(tmp_path):
         assert seen.stdout.split() == ["image", "the", "worker's"], seen
         with pytest.raises(namespace.HostError, match="under the hidden path"):
             worker.RemoteWorker(client / "w", host=host).start()
-        with worker.RemoteWorker(tmp_path / "w", host=host) as w:
+        with worker.RemoteWorker(tmp_path / "w", host=host, store=client / "runs") as w:
+            # The actions' store is made where the worker looks, not on the client.
+            made = subprocess.run(host.wrap(["test", "-d", str(client / "runs")]))
+            assert made.returncode == 0 and not (client / "runs").exists()
             assert w.executor == f"grpc://{host.address}:{w.port}"
             assert ipaddress.ip_address(host.address) in host.subnet
             assert _listening(w.port) == []  # not in this network namespace
