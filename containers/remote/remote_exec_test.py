@@ -14,7 +14,11 @@ the client's checkout, output root and venv roots, and the real user's
 - With the default venv root, which only the client has, the py_test fails on
   the worker: the isolation is real.
 - With the `runfiles` layout the venv travels as inputs and the py_test passes.
-- The GPU target's genrule carries `gpu=h100` in its platform, the CPU one none.
+- An action may write the checkpoint store of its worker's machine, which is
+  the worker's own (bound at the path a step looks for it), not the client's.
+- A GPU target's genrule (`exec_compatible_with`) and an action in a GPU exec
+  group (pools.bzl, as a GPU profile's training step) carry `gpu=h100` in their
+  platform, the CPU ones none.
 - A worker killed mid-action fails the build with a one-line cause, or, with
   --remote_local_fallback, the action runs locally; the half-written output
   reaches neither the worker's CAS nor the client's output tree.
@@ -47,6 +51,7 @@ SAMPLE_FILES = {
     "WORKSPACE.sample": "WORKSPACE",
     "BUILD.sample": "BUILD.bazel",
     "check.sh": "check.sh",
+    "routed.bzl.sample": "routed.bzl",
     "venv_test.py": "venv_test.py",
     "platforms.BUILD.sample": "containers/platforms/BUILD.bazel",
     "tools.BUILD.sample": "tools/bazel/BUILD.bazel",
@@ -158,7 +163,9 @@ def scenario(tmp_path_factory):
     # there, the worker sees its own copy at the same path.
     fixed_root = client / "opt-knlp-venvs"
     image = worker_root / "image"
-    for d in (user_root, fixed_root, image):
+    # The worker's checkpoint store, where its actions look for one.
+    worker_store = worker_root / "store"
+    for d in (user_root, fixed_root, image, worker_store):
         d.mkdir(parents=True)
     checkout = make_checkout(client / "checkout")
     prime_image_venv(checkout / "third_party/python/requirements_cpu.lock", image)
@@ -172,7 +179,8 @@ def scenario(tmp_path_factory):
         return nested.run_bazel(checkout, user_root, command, args + FLAGS, work / log, check=check)
 
     try:
-        with namespace.NamespaceHost(hide=hidden, binds={fixed_root: image}) as host:
+        binds = {fixed_root: image, worker.action_store_root(): worker_store}
+        with namespace.NamespaceHost(hide=hidden, binds=binds) as host:
             with worker.RemoteWorker(worker_root / "a", host=host) as w:
                 remote.append(f"--remote_executor={w.executor}")
                 results["visible"] = {
@@ -183,6 +191,8 @@ def scenario(tmp_path_factory):
                 }
                 fixed = [f"--repo_env=KNLP_VENV_ROOT={fixed_root}"]
                 results["image"] = run("test", ["//..."] + remote + fixed, "a.json")
+                results["store_probe"] = sorted(p.name for p in worker_store.iterdir())
+                results["client_probe"] = (worker.action_store_root() / "sample-probe").exists()
                 results["external"] = run("test", ["//:venv_test"] + remote, "b.json", check=False)
                 results["runfiles"] = run(
                     "test",
@@ -192,7 +202,8 @@ def scenario(tmp_path_factory):
                 )
             results["routing"] = run(
                 "build",
-                ["//:routed_h100", "//:routed_cpu", "--config=remote-exec", "--remote_executor="]
+                ["//:routed_h100", "//:routed_cpu", "//:grouped_h100", "//:grouped_cpu"]
+                + ["--config=remote-exec", "--remote_executor="]
                 + fixed,  # not the config's /opt/knlp/venvs: a test writes only its own tree
                 "d.json",
             )
@@ -226,9 +237,12 @@ def scenario(tmp_path_factory):
 
 
 def test_client_paths_are_hidden_and_the_image_path_is_the_workers(scenario):
-    # The worker sees its own venv at the fixed path, an empty checkout and venv root.
+    # The worker sees its own venv at the fixed path, an empty checkout and venv root
+    # (but for its own checkpoint store, when the store lies in that root).
     checkout, fixed_root, venv_root = scenario["visible"].values()
-    assert checkout == [] and venv_root == [], scenario["visible"]
+    store = worker.action_store_root()
+    own = [store.name] if store.parent == real_venv_root() else []
+    assert checkout == [] and venv_root == own, scenario["visible"]
     venvs = [name for name in fixed_root if name.startswith("venv-")]
     assert len(venvs) == 1 and re.match(r"venv-[0-9a-f]{16}-py3\.11", venvs[0]), fixed_root
 
@@ -256,11 +270,19 @@ def test_runfiles_venv_travels_with_the_action(scenario):
     assert set(spawn_runners(run).values()) == {"remote"}, spawn_runners(run)
 
 
-def test_gpu_action_carries_its_target_and_cpu_action_none(scenario):
+def test_an_action_writes_the_store_of_its_worker(scenario):
+    assert scenario["image"].tests(), scenario["image"].output
+    assert scenario["store_probe"] == ["sample-probe"]
+    assert not scenario["client_probe"], "the action wrote the client's store"
+
+
+@pytest.mark.parametrize("kind", ["routed", "grouped"])
+def test_gpu_action_carries_its_target_and_cpu_action_none(scenario, kind):
     run = scenario["routing"]
-    gpu = platform(run, "//:routed_h100")
-    cpu = platform(run, "//:routed_cpu")
+    gpu = platform(run, f"//:{kind}_h100")
+    cpu = platform(run, f"//:{kind}_cpu")
     assert gpu["gpu"] == "h100" and gpu["pool"] == "gpu", gpu
+    assert gpu["container-image"].startswith("docker://"), gpu
     assert cpu["pool"] == "cpu" and "gpu" not in cpu, cpu
 
 
