@@ -176,7 +176,9 @@ def _run_action(ctx, settings, step, seed, profile, programs, data, venv_info):
     ctx.actions.run(
         executable = program[DefaultInfo].files_to_run,
         arguments = [args],
-        inputs = depset([spec, inputs_list, venv_info], transitive = [data_files]),
+        # Every listed file at its own path too: run_step hashes them there
+        # (experiments/digest.py), and a worker has only the declared inputs.
+        inputs = depset([spec, inputs_list], transitive = [listed]),
         outputs = outputs,
         mnemonic = "TrainRun" if trains else "MeasureRun",
         progress_message = "%s %s %s (%s)" % ("Training" if trains else "Measuring", ctx.attr.experiment, run, settings.profile),
