@@ -14,6 +14,7 @@ set -euo pipefail
 PACKAGES=(
   "bazel-rules-java:rules_java for Bazel 4.2.3, offline"
   "bazel-platforms:the platforms constraint values, offline (tools/bazel/bazel_rules.bzl)"
+  "bazel-bootstrap-source:Bazel's remote worker, built from its source (containers/remote/)"
   "python3.11:the pinned interpreter"
   "python3.11-venv:venvs for the pinned Python packages"
   "python3.11-dev:headers for C extensions (fork wheels)"

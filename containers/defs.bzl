@@ -6,6 +6,7 @@ GPU target.
 """
 
 load("//containers:images.bzl", "ARCHS", "GPU_TARGETS", "VENDORS", "exec_properties", "image_manifest")
+load("//containers/platforms:pools.bzl", "gpu_constraint")
 
 def _image_manifest_impl(ctx):
     out = ctx.actions.declare_file(ctx.label.name + ".json")
@@ -18,11 +19,13 @@ image_manifest_json = rule(
 )
 
 def gpu_platforms(name = "gpu_platforms"):
-    """Constraint settings `gpu_vendor` and `gpu_arch`, their values, a platform per target.
+    """Constraint settings `gpu_vendor`, `gpu_arch` and `gpu`, their values, a platform per target.
 
-    Targets: `:cuda`, `:rocm` (vendor), `:sm_90`, `:gfx1100`, ... (arch), and a
-    platform named after each target (`:h100`, `:w7900`, ...). Kernel rules
-    select on the arch values: `select({"//containers/platforms:sm_90": ...})`.
+    Targets: `:cuda`, `:rocm` (vendor), `:sm_90`, `:gfx1100`, ... (arch),
+    `:gpu_h100`, ... (the GPU target itself, which only that target's platform
+    has, so that an action can ask for it: pools.bzl's gpu_exec_constraints),
+    and a platform named after each target (`:h100`, `:w7900`, ...). Kernel
+    rules select on the arch values: `select({"//containers/platforms:sm_90": ...})`.
 
     Args:
       name: unused; the targets are named after the vendors, archs and GPU targets.
@@ -33,6 +36,9 @@ def gpu_platforms(name = "gpu_platforms"):
     native.constraint_setting(name = "gpu_arch")
     for arch in ARCHS:
         native.constraint_value(name = arch, constraint_setting = ":gpu_arch")
+    native.constraint_setting(name = "gpu")
+    for name in sorted(GPU_TARGETS):
+        native.constraint_value(name = gpu_constraint(name), constraint_setting = ":gpu")
     for name in sorted(GPU_TARGETS):
         p = GPU_TARGETS[name]
         native.platform(
@@ -42,6 +48,7 @@ def gpu_platforms(name = "gpu_platforms"):
                 "@platforms//cpu:x86_64",
                 ":" + p["vendor"],
                 ":" + p["arch"],
+                ":" + gpu_constraint(name),
             ],
             exec_properties = exec_properties(name),
         )

@@ -77,6 +77,7 @@ def build_args(manifest, target):
         "TOOLKIT_PACKAGES": " ".join(toolkit["packages"]),
         "TOOLKIT_VERSION": toolkit["version"],
         "PIP_LOCK": toolkit["pip_lock"],
+        "VENV_ROOT": manifest["image_common"]["venv_root"],
     }
     if toolkit["apt_repo"]:
         args["TOOLKIT_REPO"] = toolkit["apt_repo"]

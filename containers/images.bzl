@@ -19,6 +19,7 @@ with registry access rewrites (`containers/image.py lock`).
 """
 
 load("//containers:images_lock.bzl", "BASE_IMAGE", "PUSHED_IMAGES")
+load("//containers/platforms:pools.bzl", "CPU_EXEC_PROPERTIES", "execution_platform_labels", "gpu_exec_properties")
 load("//tools/bazel:gpu_targets.bzl", _GPU_TARGETS = "GPU_TARGETS", _VENDORS = "VENDORS")
 
 # Vendor toolchains. `version` is the prefix that @local_toolchains' version
@@ -67,6 +68,10 @@ IMAGE_COMMON = {
     # Debian's archive as of the base image's build date, so apt installs the
     # same package versions every time.
     "debian_snapshot": "20251229T000000Z",
+    # Where the image's venvs sit (KNLP_VENV_ROOT). Remote workers run Python
+    # actions on them, so --config=remote-exec points the client's toolchain at
+    # the same path (containers/README.md, "The venv on a worker").
+    "venv_root": "/opt/knlp/venvs",
 }
 
 # Where `containers/image.py push` puts the images; the platforms name them
@@ -99,7 +104,8 @@ def container_image(target):
 def exec_properties(target):
     """The remote-execution properties of a target's platform.
 
-    `container-image` picks the worker's container. The platform's properties
+    `container-image` picks the worker's container, `pool` and `gpu`
+    (containers/platforms/pools.bzl) the worker. The platform's properties
     are part of every action key, so `knlp-gpu-arch` and `knlp-toolkit` keep
     actions for different GPUs or toolkits apart in the cache even where they
     would run in the same image.
@@ -112,17 +118,21 @@ def exec_properties(target):
     """
     p = GPU_TARGETS[target]
     toolkit = TOOLKITS[p["vendor"]]
-    return {
+    properties = gpu_exec_properties(target)
+    properties.update({
         "container-image": container_image(target),
         "knlp-gpu-arch": p["arch"],
         "knlp-toolkit": "%s %s" % (toolkit["tool"], toolkit["version"]),
-    }
+    })
+    return properties
 
 def image_manifest():
     """Everything above as one JSON-encodable dict (for tools and tests)."""
     return {
         "archs": ARCHS,
         "base_image": BASE_IMAGE,
+        "cpu_exec_properties": CPU_EXEC_PROPERTIES,
+        "execution_platforms": execution_platform_labels(),
         "image_common": IMAGE_COMMON,
         "targets": {
             name: dict(

@@ -14,7 +14,11 @@ experiment's steps for the profile (experiments/experiments.bzl) and declares:
     venv_info.json and the run's spec.json (the step's declaration, the
     profile's entry, the overrides). Its outputs, under
     <name>/<profile>[-<overrides>]/<run>/: metrics.jsonl, log.txt, model.pt
-    and result.json (log.txt and result.json for a measurement);
+    and result.json (log.txt and result.json for a measurement). A GPU
+    profile's run is an action of that GPU's exec group
+    (containers/platforms/pools.bzl), so its platform names the GPU target
+    (`gpu=h100`) and a remote engine sends it only to that pool; a cpu-profile
+    run asks for no platform and goes where every other action goes;
   * one `Report` action: experiments/report.py over every run's result, which
     writes report/ (summary body, summary.json, val_curves.csv, plots/);
   * the executable: experiments/install.py, which copies the report and the
@@ -26,6 +30,7 @@ never retrained, on any machine that shares the cache. `fixed` pins settings
 for a target whatever the flags say (the gate's tiny experiment).
 """
 
+load("//containers/platforms:pools.bzl", "gpu_exec_group", "gpu_exec_groups")
 load("//data:datasets.bzl", "BUILT", "IN_VENV", "PREPARED")
 load("//experiments:profiles.bzl", "PROFILES")
 load("//experiments/settings:settings.bzl", "SettingInfo", "duration_seconds")
@@ -120,6 +125,14 @@ def _command_flags(settings):
             flags.append("--%s=%s" % (key, value))
     return flags
 
+def _run_exec_group(profile):
+    """The exec group of a profile's runs: its GPU target's (`gpu_h100`), or None on the CPU.
+
+    Args:
+      profile: an entry of experiments/profiles.bzl PROFILES.
+    """
+    return gpu_exec_group(profile["gpu_target"]) if profile["gpu_target"] else None
+
 def _run_action(ctx, settings, step, seed, profile, programs, data, venv_info):
     """Declares one run's spec.json, inputs list and action; returns its record struct."""
     run = step.name + ("-s%d" % seed if seed != None else "")
@@ -166,17 +179,22 @@ def _run_action(ctx, settings, step, seed, profile, programs, data, venv_info):
     ctx.actions.run(
         executable = program[DefaultInfo].files_to_run,
         arguments = [args],
-        inputs = depset([spec, inputs_list, venv_info], transitive = [data_files]),
+        # Every listed file at its own path too: run_step hashes them there
+        # (experiments/digest.py), and a worker has only the declared inputs.
+        inputs = depset([spec, inputs_list], transitive = [listed]),
         outputs = outputs,
         mnemonic = "TrainRun" if trains else "MeasureRun",
         progress_message = "%s %s %s (%s)" % ("Training" if trains else "Measuring", ctx.attr.experiment, run, settings.profile),
         # The run keeps its checkpoints in the per-user store outside the output
-        # tree (experiments/store.py), which a sandbox would hide.
+        # tree (experiments/store.py), which a local sandbox would hide. It does
+        # not keep the run off a remote worker, whose own store is on its
+        # machine (containers/README.md, "The checkpoint store on a worker").
         execution_requirements = {"no-sandbox": "1"},
         # The strict action environment (.bazelrc: a fixed PATH, and the --action_env
         # an accelerator's config sets). Without a PATH, g++ cannot find its own
         # cc1plus, and torch.compile on the CPU (bitter9's scorer) fails.
         use_default_shell_env = True,
+        exec_group = _run_exec_group(profile),
     )
     return struct(
         run = run,
@@ -261,6 +279,8 @@ def _experiment_impl(ctx):
 _experiment_rule = rule(
     implementation = _experiment_impl,
     executable = True,
+    # One per GPU target: a GPU profile's runs execute on that GPU's platform.
+    exec_groups = gpu_exec_groups(),
     attrs = dict(
         {
             "experiment": attr.string(mandatory = True, values = list(EXPERIMENTS)),

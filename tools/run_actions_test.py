@@ -58,21 +58,7 @@ EDITS = {
 
 def copy_tree(dest: Path) -> Path:
     """This checkout's files (tracked and untracked, not ignored) at `dest`, as a git repo."""
-    files = subprocess.run(
-        ["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"],
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for f in filter(None, files):
-        src = REPO / f.decode()
-        if src.is_file():
-            (dest / f.decode()).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / f.decode())
-    git = ["git", "-C", str(dest), "-c", "user.name=t", "-c", "user.email=t@localhost"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "copy"], check=True)
-    return dest
+    return nested.copy_checkout(REPO, dest)
 
 
 def edit(checkout: Path, name: str, undo: bool = False) -> None:

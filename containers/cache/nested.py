@@ -82,6 +82,26 @@ def parse_execution_log(path):
         spawns.append(obj)
 
 
+def copy_checkout(repo, dest):
+    """The files of checkout `repo` (tracked and untracked, not ignored) at `dest`, committed
+    as a git repository of their own; returns `dest`."""
+    files = subprocess.run(
+        ["git", "-C", str(repo), "ls-files", "-co", "--exclude-standard", "-z"],
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for f in filter(None, files):
+        src = Path(repo) / f.decode()
+        if src.is_file():
+            (Path(dest) / f.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, Path(dest) / f.decode())
+    git = ["git", "-C", str(dest), "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "copy"], check=True)
+    return Path(dest)
+
+
 def remove_output_root(path):
     """Deletes a nested Bazel's output root, whose trees Bazel makes read-only."""
     path = Path(path)
