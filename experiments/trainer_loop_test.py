@@ -6,12 +6,15 @@ iterations are logged and evaluated and what the records hold, the learning
 rate each step uses, the returned summary, the time budget, which failures
 become TrainingFailure, what a checkpoint holds and what a resume keeps, and
 that only rank 0 writes. The mutation run (//tools:mutation) showed these
-untested.
+untested. The GPU loop's control flow (losses read once per record, NaN
+found there) runs here with a host clock standing in for CUDA events, and the
+telemetry sampler's means reach the records.
 """
 
 import math
 import os
 import statistics
+import time
 import types
 
 import pytest
@@ -19,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from experiments import telemetry
 from experiments.results import read_jsonl
 from experiments.trainer import (
     DistInfo,
@@ -91,7 +95,7 @@ class Recorder:
         self.state = dict(state)
 
 
-def make(tmp_path=None, hooks=(), dist_info=None, batches=None, model=None, **cfg):
+def make(tmp_path=None, hooks=(), dist_info=None, batches=None, model=None, cls=Trainer, **cfg):
     model = model or Linear()
     defaults = dict(
         max_iters=5,
@@ -105,7 +109,7 @@ def make(tmp_path=None, hooks=(), dist_info=None, batches=None, model=None, **cf
         tokens_per_sample=3,
     )
     config = TrainConfig(**{**defaults, **cfg})
-    trainer = Trainer(
+    trainer = cls(
         model=model,
         optimizer=torch.optim.SGD(model.parameters(), lr=config.lr),
         get_batch=batches or Batches(config.batch_size),
@@ -410,3 +414,98 @@ def test_the_progress_bar_counts_iterations_from_a_resume(tmp_path, capfd):
     # tqdm on stderr, named after the step, from the checkpoint's iteration to max_iters.
     assert err.startswith("\rtrain:  50%|") and " 2/4 " in err and " 4/4 " in err
     assert " 0/4 " not in err and "loss=" in err
+
+
+class HostClock:
+    """The GPU loop's clock on the CPU: perf_counter marks; counts the host reads."""
+
+    def __init__(self):
+        self.reads = []
+
+    def mark(self):
+        return time.perf_counter()
+
+    def ms(self, start, end):
+        return 1000 * (end - start)
+
+    def read(self, values):
+        self.reads.append(len(values))
+        return values.tolist()
+
+
+class PendingTrainer(Trainer):
+    """A Trainer that takes the GPU path (PendingIter, one read per record) on the CPU."""
+
+    def _clock(self):
+        if not hasattr(self, "host_clock"):
+            self.host_clock = HostClock()
+        return self.host_clock
+
+
+def train_records(path):
+    return [r for r in read_jsonl(str(path / "metrics.jsonl")) if r["kind"] == "train"]
+
+
+@pytest.mark.parametrize("eval_interval, reads", [(0, [3, 3, 1]), (2, [2, 1, 1, 2, 1])])
+def test_the_gpu_loop_reads_once_per_record_and_logs_what_the_cpu_loop_does(
+    tmp_path, eval_interval, reads
+):
+    run = dict(max_iters=7, log_interval=3, eval_interval=eval_interval)
+    cpu, gpu = tmp_path / "cpu", tmp_path / "gpu"
+    cpu.mkdir(), gpu.mkdir()
+    want = make(cpu, **run).fit()
+    trainer = make(gpu, cls=PendingTrainer, **run)
+    got = trainer.fit()
+    assert trainer.host_clock.reads == reads  # one read per due record, of every pending loss
+    a, b = train_records(cpu), train_records(gpu)
+    assert [r["iter"] for r in b] == [3, 6, 7]
+    assert [r["loss"] for r in b] == [r["loss"] for r in a]
+    assert [r["lr"] for r in b] == [r["lr"] for r in a]
+    for r in b:
+        assert r["iter_ms"] >= r["fwd_ms"] + r["bwd_ms"] + r["opt_ms"] - 1e-6 > 0
+        assert r["tokens_per_s"] == pytest.approx(4 * 3 / r["iter_s"])
+    for key in ("first_loss", "final_train_loss", "val_loss", "iters"):
+        assert got[key] == want[key], key
+    assert len(trainer.host_clock.reads) == len(reads) and got["tokens_per_s_median"] > 0
+
+
+class NanAfter:
+    """Batches whose targets turn NaN from the n-th training draw on."""
+
+    def __init__(self, n):
+        self.batches, self.n, self.draws = Batches(), n, 0
+
+    def __call__(self, split, gen):
+        x, y = self.batches(split, gen)
+        if split == "train":
+            self.draws += 1
+            if self.draws > self.n:
+                y = torch.full_like(y, float("nan"))
+        return x, y
+
+
+def test_the_gpu_loop_finds_a_nan_loss_at_the_read_and_names_its_iteration(tmp_path):
+    run = dict(max_iters=9, log_interval=3, eval_interval=0)
+    t = make(tmp_path, cls=PendingTrainer, batches=NanAfter(4), **run)
+    with pytest.raises(TrainingFailure) as err:
+        t.fit()
+    assert err.value.reason == "nan_loss" and err.value.iteration == 4
+    assert str(err.value) == "training loss is nan at iter 4"
+    assert t.host_clock.reads == [3, 3]  # found at the read after iteration 6, not before
+    assert [r["iter"] for r in train_records(tmp_path)] == [3]
+
+
+def test_the_samplers_means_join_every_logged_record_and_the_tracker(tmp_path):
+    tracker = Tracker()
+    sampler = telemetry.Sampler(telemetry.CpuBackend(), interval_s=0.01)
+    t = make(tmp_path, max_iters=4, log_interval=2)
+    t.tracker, t.sampler = tracker, sampler
+    t.fit()
+    names = {"cpu/compute_util_avg", "cpu/memory_util_avg", "cpu/memory_used_avg_gb"}
+    train = train_records(tmp_path)
+    assert [r["iter"] for r in train] == [2, 4]
+    for r in train:
+        assert names <= set(r) and r["cpu/memory_used_avg_gb"] > 0
+    logged = [v for _, v in tracker.logged if "train/loss" in v]
+    assert all(f"train/{n}" in v for v in logged for n in names)
+    assert sampler.thread is None  # stopped when fit() returns
