@@ -13,6 +13,11 @@ of 64 sequences (65,536 tokens) on every GPU profile, so their runs compare.
 
 Command-line overrides (`--iters`, `--time`, `--steps`) are applied with
 `resolve()`, which also rejects unknown names with the list of valid ones.
+
+Every GPU profile also declares the device settings of the group's notes
+(TF32 matmuls, `cudnn.benchmark`, the allocator's `expandable_segments:True`);
+`apply_gpu_settings()` applies them when the device is CUDA and returns what
+it applied, for the run's manifest.
 """
 
 from __future__ import annotations
@@ -54,6 +59,13 @@ class Profile:
     # torch's CPU threads (None: torch's default). Small models gain little from a
     # second thread and lose badly when other processes share the cores.
     threads: int | None = None
+    # -- GPU settings, applied by apply_gpu_settings() on a CUDA device ------------
+    # TF32 for float32 matmuls and convolutions (torch.backends.*.allow_tf32).
+    tf32: bool = False
+    # cuDNN picks the fastest algorithm per input shape (torch.backends.cudnn.benchmark).
+    cudnn_benchmark: bool = False
+    # The caching allocator's settings (PYTORCH_CUDA_ALLOC_CONF), or None for torch's.
+    cuda_alloc_conf: str | None = None
 
     @property
     def effective_batch(self) -> int:
@@ -90,6 +102,10 @@ _GPU_COMMON = dict(
     dims="real",
     log_interval=10,
     checkpoint_interval=500,
+    # GPU settings (see Profile): the group's notes for every GPU profile.
+    tf32=True,
+    cudnn_benchmark=True,
+    cuda_alloc_conf="expandable_segments:True",
 )
 
 PROFILES: dict[str, Profile] = {
@@ -158,6 +174,39 @@ PROFILES: dict[str, Profile] = {
 }
 
 DEFAULT_PROFILE = "cpu"
+
+
+def apply_gpu_settings(profile: Profile, device: str) -> dict:
+    """Applies the profile's GPU settings when `device` is CUDA; returns what it set.
+
+    On another device nothing changes and the result is {}. An allocator setting
+    already in PYTORCH_CUDA_ALLOC_CONF for the same key is kept, and the value in
+    force is what is returned. The allocator reads the variable when CUDA first
+    allocates, so call this before the model moves to the GPU (it also applies
+    the setting to an allocator already running).
+    """
+    import os
+
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return {}
+    torch.backends.cuda.matmul.allow_tf32 = profile.tf32
+    torch.backends.cudnn.allow_tf32 = profile.tf32
+    torch.backends.cudnn.benchmark = profile.cudnn_benchmark
+    applied = {"tf32": profile.tf32, "cudnn_benchmark": profile.cudnn_benchmark}
+    if profile.cuda_alloc_conf:
+        current = os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "")
+        keys = {part.split(":")[0] for part in current.split(",") if part}
+        missing = [
+            part for part in profile.cuda_alloc_conf.split(",") if part.split(":")[0] not in keys
+        ]
+        conf = ",".join(p for p in [current, *missing] if p)
+        os.environ["PYTORCH_CUDA_ALLOC_CONF"] = conf
+        if torch.cuda.is_initialized():
+            torch.cuda.memory._set_allocator_settings(conf)
+        applied["PYTORCH_CUDA_ALLOC_CONF"] = conf
+    return applied
 
 
 def get_profile(name: str) -> Profile:
