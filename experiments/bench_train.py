@@ -11,7 +11,8 @@ and its ratio to the first step measured in the same run. On a GPU it also
 prints model FLOPs utilization, MFU = (6 N + 12 L H Q T) x tokens/s / peak,
 N the parameter count (nanoGPT's estimate), against the bf16 dense peak of
 the GPU (PEAK_TFLOPS below); torch.compile follows the profile (--no-compile
-turns it off). Figures are medians over iterations, never single runs.
+turns it off), and so do the GPU settings (profiles.apply_gpu_settings).
+Figures are medians over iterations, never single runs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 from experiments.ablations import registry
 from experiments.gpt2_common import build_gpt2_step
 from experiments.options import RunOptions, pick_device
-from experiments.profiles import parse_steps, resolve
+from experiments.profiles import apply_gpu_settings, parse_steps, resolve
 from experiments.trainer import Trainer
 
 # bf16 dense tensor-core peak, TFLOP/s, by a substring of torch's device name.
@@ -55,19 +56,32 @@ def flops_per_token(model) -> float:
     return 6 * n + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * cfg.block_size
 
 
-def bench_step(step_id, profile, device, compile_flag, warmup, iters) -> dict:
+def build_trainer(step_id, profile, device, compile_flag=None, **trainer_args):
+    """(StepBuild, Trainer) of one RATIO step as a run of `profile` builds it.
+
+    The profile's GPU settings are applied first (on a CUDA device); what was
+    set is in the StepBuild's info as "gpu_settings".
+    """
     compile_flag = profile.compile if compile_flag is None else compile_flag
     if profile.threads:  # as a run of the profile trains (experiments/runner.py)
         torch.set_num_threads(profile.threads)
+    gpu_settings = apply_gpu_settings(profile, device)
     opts = RunOptions.for_profile(profile, device, seed=0, compile=compile_flag, progress=False)
     built = build_gpt2_step(registry.step(step_id), opts, device)
+    built.info["gpu_settings"] = gpu_settings
     tr = Trainer(
         model=built.model,
         optimizer=built.optimizer,
         get_batch=built.get_batch,
         cfg=built.train_cfg,
         log=lambda m: None,
+        **trainer_args,
     )
+    return built, tr
+
+
+def bench_step(step_id, profile, device, compile_flag, warmup, iters) -> dict:
+    built, tr = build_trainer(step_id, profile, device, compile_flag)
     tokens = profile.batch_size * profile.grad_accum * profile.block_size
     times = []
     for i in range(warmup + iters):
@@ -86,6 +100,7 @@ def bench_step(step_id, profile, device, compile_flag, warmup, iters) -> dict:
         "tokens_per_s": tokens / med,
         "flops_per_token": flops_per_token(built.model),
         "compiled": tr.compiled,
+        "gpu_settings": built.info["gpu_settings"],
     }
 
 
