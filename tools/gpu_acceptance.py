@@ -64,6 +64,7 @@ TRAIN_PROFILE = "h100"  # its batch and block size; the dataset is the carried S
 TRAIN_WARMUP, TRAIN_ITERS = 3, 10  # TRAIN_ITERS: one read per arm, the h100 log interval
 INFER_CONTEXTS, INFER_BATCHES, INFER_DECODE = (256, 512, 1024, 2048, 4096), (1, 8), 32
 SYNC_ITERS, SYNC_LOG_INTERVAL = 50, 10
+BUDGET_S = 480  # the whole run on an H100 (issue 23)
 SYNC_WARNING = "called a synchronizing CUDA operation"  # torch's text in sync debug mode
 # The dry run's model: the cpu profile's trunk, smaller, on the carried BPE tokens.
 DRY_PROFILE = dict(batch_size=2, block_size=32, dims={"n_layer": 2, "n_head": 2, "n_embd": 64})
@@ -439,7 +440,8 @@ def summary(args, arch, steps, extra):
     lines = [
         "# GPU acceptance" + (" (DRY RUN: nothing was measured)" if args.dry_run else ""),
         "",
-        f"Architecture {arch}; {extra.get('device', 'no GPU used')}.",
+        f"Architecture {arch}; {extra.get('device', 'no GPU used')}. All steps took "
+        f"{extra['total_seconds']} s (budget on an H100: {BUDGET_S} s).",
         "",
         "| step | status | seconds | detail |",
         "|---|---|---:|---|",
@@ -502,6 +504,7 @@ def main(argv=None):
     lib_dir = out / "lib"
     env = dict(os.environ, KNLP_KERNELS_LIB_DIR=str(lib_dir), PYTHONPATH=str(ROOT))
     steps = Steps()
+    started = time.monotonic()
     steps("data", lambda: json.dumps(check_data()))
     steps("compile", lambda: compile_step(arch, lib_dir, log))
     steps("gpu tests", lambda: pytest_step(gpu_test_files(), env, log, args.dry_run))
@@ -533,6 +536,7 @@ def main(argv=None):
         steps("gpt2 inference", lambda: inference_step(out / "inference", False, extra))
         steps("host syncs", lambda: host_sync_step(out / "syncs", False))
         steps("gpt2 training", lambda: loop_mfu_step(out / "train", False, extra))
+    extra["total_seconds"] = round(time.monotonic() - started, 1)
     result = {"dry_run": args.dry_run, "arch": arch, "steps": steps.rows, **extra}
     atomic_write_text(out / "results.json", json.dumps(result, indent=2) + "\n")
     write_csv(str(out / "steps.csv"), ["step", "status", "seconds", "detail"], steps.rows)
