@@ -8,11 +8,14 @@ greedily one token at a time through the cache the prefill returned. Each
 point records prefill time, decode tokens/s and per-token latency, and the
 bytes of the cache read off its tensors after the prefill (all of it, and the
 attention part the research checks predict: experiments/checks.py
-`kv_values_per_token_layer`). `ratios()` compares every class with GPT2 at
-the same context and batch.
+`kv_values_per_token_layer`). `measure_classes` measures several classes
+point by point, interleaved, so each point of one class is timed beside the
+same point of the others; `ratios()` compares every class with GPT2 at the
+same context and batch.
 
-A library, not a run target yet: tools/gpu_acceptance.py runs it at 124M on a
-GPU, its test at tiny size on the CPU.
+The `gpt2_inference` experiment runs it per class (experiments/inference_step.py),
+tools/gpu_acceptance.py runs every class at 124M on a GPU host, its test
+every class at tiny size on the CPU.
 """
 
 from __future__ import annotations
@@ -50,15 +53,6 @@ def class_config(cls, size: str, block_size: int) -> GPT2Config:
     return GPT2Config(**SIZES[size]["trunk"], **mechanisms, block_size=block_size, dropout=0.0)
 
 
-def attention_cache_bytes(cache) -> int:
-    """Bytes of the attention caches alone (every layer's "attn" tensors)."""
-    return sum(
-        t.numel() * t.element_size()
-        for layer in cache["layers"]
-        for t in layer.get("attn", {}).values()
-    )
-
-
 def _sync(device):
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
@@ -75,7 +69,7 @@ def measure_point(model, context: int, batch: int, decode_tokens: int, device) -
     logits, _, cache = model(idx, use_cache=True)
     _sync(device)
     t1 = time.perf_counter()
-    total, attention = cache_bytes(cache), attention_cache_bytes(cache)
+    total, attention = cache_bytes(cache), cache_bytes(cache, parts=("attn",))
     nxt = logits[:, -1].argmax(-1, keepdim=True)
     t2 = time.perf_counter()
     for _ in range(decode_tokens):
@@ -97,8 +91,25 @@ def measure_point(model, context: int, batch: int, decode_tokens: int, device) -
     }
 
 
-def measure_class(
-    name: str,
+def check_points(contexts, batches, decode_tokens: int) -> None:
+    """Refuses a point that is not positive, naming it."""
+    bad = [c for c in contexts if c < 1] + [b for b in batches if b < 1]
+    if bad or not contexts or not batches or decode_tokens < 1:
+        raise ValueError(
+            f"contexts {tuple(contexts)}, batches {tuple(batches)}, decode_tokens "
+            f"{decode_tokens}: accepted: positive integers, at least one context and batch"
+        )
+
+
+def build(name: str, size: str, tokens: int, device, dtype):
+    """Class `name` at `size` for `tokens` positions, in eval mode on `device`."""
+    cls = zoo.get_class(name)
+    torch.manual_seed(0)
+    return cls(class_config(cls, size, tokens)).to(device=device, dtype=dtype).eval()
+
+
+def measure_classes(
+    names,
     size: str = "124m",
     contexts=CONTEXTS,
     batches=BATCHES,
@@ -106,31 +117,35 @@ def measure_class(
     device="cpu",
     dtype=torch.float32,
 ) -> list[dict]:
-    """Every (context, batch) point of one class, after one untimed warm-up point."""
-    bad = [c for c in contexts if c < 1] + [b for b in batches if b < 1]
-    if bad or decode_tokens < 1:
-        raise ValueError(
-            f"contexts {contexts}, batches {batches}, decode_tokens {decode_tokens}: "
-            "accepted: positive integers"
-        )
-    cls = zoo.get_class(name)
-    torch.manual_seed(0)
-    cfg = class_config(cls, size, max(contexts) + decode_tokens)
-    model = cls(cfg).to(device=device, dtype=dtype).eval()
-    measure_point(model, min(contexts), 1, 2, device)  # warm-up: kernels, allocator
+    """Every (context, batch) point of every class, the classes interleaved at each point,
+    after one untimed warm-up point per class; in point order, then class order."""
+    check_points(contexts, batches, decode_tokens)
+    tokens = max(contexts) + decode_tokens
+    models = {name: build(name, size, tokens, device, dtype) for name in names}
+    for model in models.values():
+        measure_point(model, min(contexts), 1, 2, device)  # warm-up: kernels, allocator
     points = []
     for context in contexts:
         for batch in batches:
-            point = measure_point(model, context, batch, decode_tokens, device)
-            points.append({"class": name, "size": size, "dtype": str(dtype), **point})
-    del model
+            for name, model in models.items():
+                point = measure_point(model, context, batch, decode_tokens, device)
+                params = model.get_num_params()
+                points.append(
+                    {"class": name, "size": size, "dtype": str(dtype), "params": params, **point}
+                )
+    del models
     if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()
     return points
 
 
+def measure_class(name: str, **kwargs) -> list[dict]:
+    """measure_classes of one class."""
+    return measure_classes([name], **kwargs)
+
+
 def measure_all(classes=None, **kwargs) -> list[dict]:
-    """measure_class for each class (default: every class zoo.discover() finds)."""
+    """measure_class for each class in turn (default: every class zoo.discover() finds)."""
     names = list(classes) if classes is not None else list(zoo.discover())
     return [p for name in names for p in measure_class(name, **kwargs)]
 
