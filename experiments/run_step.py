@@ -50,6 +50,7 @@ KINDS = {
     "vision": "experiments.vision_step",
     "kv_cache": "experiments.kv_cache_step",
     "decode": "experiments.decode_step",
+    "inference": "experiments.inference_step",
 }
 
 

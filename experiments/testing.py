@@ -231,6 +231,7 @@ KIND_OF_REPORT = {
     "classifier": "vision",
     "kv_cache": "kv_cache",
     "decode": "decode",
+    "inference": "inference",
 }
 
 

@@ -28,7 +28,14 @@ def built(path: str) -> str:
 def test_every_step_has_a_directory_of_its_own_and_no_bitter_score_pairs_with_sgd():
     declared = testing.declared_steps()
     assert sorted(declared) == sorted(
-        ["gpt2_ratio_ablation", "gpt2_variants", "pruning_matrix", "kvsplice_cache", "bench_decode"]
+        [
+            "gpt2_ratio_ablation",
+            "gpt2_variants",
+            "pruning_matrix",
+            "kvsplice_cache",
+            "bench_decode",
+            "gpt2_inference",
+        ]
     )
     for experiment, per_profile in declared.items():
         for profile, steps in per_profile.items():
