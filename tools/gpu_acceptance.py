@@ -19,7 +19,8 @@ one fails (the later ones still run):
    side (the recorded run is `bazel run //experiments:bench_decode`);
 4. experiments/inference.py at GPT-2 124M, bf16: every GPT-2 class prefills
    and decodes through its own KV cache at contexts 256 to 4,096 and batches 1
-   and 8; tokens/s, ms per token, cache bytes and the ratios to GPT2;
+   and 8; tokens/s, ms per token, cache bytes and the ratios to GPT2 (the
+   recorded run is `bazel run --config=h100 //experiments:gpt2_inference`);
 5. host syncs: 50 training iterations of GPT-2 124M (eager, AdamW) under
    `torch.cuda.set_sync_debug_mode("warn")`, counting the syncs torch reports
    per log interval (at most one: the read of the interval's losses), with the
