@@ -145,9 +145,9 @@ def measure_class(name: str, **kwargs) -> list[dict]:
 
 
 def measure_all(classes=None, **kwargs) -> list[dict]:
-    """measure_class for each class in turn (default: every class zoo.discover() finds)."""
+    """measure_classes of `classes` (default: every class zoo.discover() finds)."""
     names = list(classes) if classes is not None else list(zoo.discover())
-    return [p for name in names for p in measure_class(name, **kwargs)]
+    return measure_classes(names, **kwargs)
 
 
 def ratios(points: list[dict], base: str = BASE) -> list[dict]:
