@@ -17,10 +17,11 @@ one fails (the later ones still run):
    the seed shapes (GPT-2 and Qwen2.5-7B, batch 1, 8, 32, context 2K to 32K):
    GB/s, fraction of the measured copy bandwidth and ratio to SDPA bf16, side by
    side (the recorded run is `bazel run //experiments:bench_decode`);
-4. experiments/inference.py at GPT-2 124M, bf16: every GPT-2 class prefills
-   and decodes through its own KV cache at contexts 256 to 4,096 and batches 1
-   and 8; tokens/s, ms per token, cache bytes and the ratios to GPT2 (the
-   recorded run is `bazel run --config=h100 //experiments:gpt2_inference`);
+4. experiments/inference.py at the GPU settings of experiments/gpt2_inference.bzl
+   (GPT-2 124M, bf16, contexts 256 to 4,096, batches 1 and 8): every GPT-2 class
+   prefills and decodes through its own KV cache, the classes interleaved point by
+   point; tokens/s, ms per token, cache bytes and the ratios to GPT2 (the recorded
+   run is `bazel run --config=h100 //experiments:gpt2_inference`);
 5. host syncs: 50 training iterations of GPT-2 124M (eager, AdamW) under
    `torch.cuda.set_sync_debug_mode("warn")`, counting the syncs torch reports
    per log interval (at most one: the read of the interval's losses), with the
@@ -65,7 +66,7 @@ GPT2_VOCAB = 50257
 BENCH_ARGS = ["--batches", "1", "8", "32", "--contexts", "2048", "4096", "8192", "16384", "32768"]
 TRAIN_PROFILE = "h100"  # its batch and block size; the dataset is the carried Shakespeare
 TRAIN_WARMUP, TRAIN_ITERS = 3, 10  # TRAIN_ITERS: one read per arm, the h100 log interval
-INFER_CONTEXTS, INFER_BATCHES, INFER_DECODE = (256, 512, 1024, 2048, 4096), (1, 8), 32
+INFERENCE_BZL = ROOT / "experiments/gpt2_inference.bzl"  # its "cuda" entry: 124M, bf16
 SYNC_ITERS, SYNC_LOG_INTERVAL = 50, 10
 BUDGET_S = 480  # the whole run on an H100 (issue 23)
 SYNC_WARNING = "called a synchronizing CUDA operation"  # torch's text in sync debug mode
@@ -225,21 +226,22 @@ def inference_step(out_dir, dry_run, extra):
 
     from experiments import inference
 
+    d = bzl_value(INFERENCE_BZL, "GPT2_INFERENCE")["cuda"]  # the dry run reads it too
     if dry_run:
         args = dict(size="tiny", contexts=(16,), batches=(1, 2), decode_tokens=2, device="cpu")
     else:
         args = dict(
-            size="124m",
-            contexts=INFER_CONTEXTS,
-            batches=INFER_BATCHES,
-            decode_tokens=INFER_DECODE,
+            size=d["size"],
+            contexts=tuple(d["contexts"]),
+            batches=tuple(d["batches"]),
+            decode_tokens=d["decode_tokens"],
             device="cuda",
-            dtype=torch.bfloat16,
+            dtype=getattr(torch, d["dtype"]),
         )
     points = inference.measure_all(**args)
     rows = inference.ratios(points)
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = {"measured": not dry_run, "points": points, "ratios": rows}
+    record = {"measured": not dry_run, "declared": d, "points": points, "ratios": rows}
     atomic_write_text(out_dir / "inference.json", json.dumps(record, indent=2) + "\n")
     extra["inference_table"] = inference.markdown(points, rows)
     top = max(p["context"] for p in points), max(p["batch"] for p in points)

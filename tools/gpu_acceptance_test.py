@@ -56,6 +56,7 @@ def test_dry_run_compiles_reads_data_and_collects(tmp_path):
     assert all(r["status"] == "ok" for r in steps.values()), steps
     inference = json.loads((out / "inference/inference.json").read_text())
     assert not inference["measured"] and len(inference["ratios"]) == len(inference["points"])
+    assert inference["declared"]["size"] == "124m" and inference["declared"]["dtype"] == "bfloat16"
     assert len({p["class"] for p in inference["points"]}) >= 9
     # The trainer's pending loop reads once per log interval; none in the first.
     syncs = json.loads((out / "syncs/syncs.json").read_text())
