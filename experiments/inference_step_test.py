@@ -109,8 +109,7 @@ def test_the_report_tabulates_every_class_beside_its_ratios(tmp_path):
     text = (out / "summary.md").read_text()
     p = mla["points"][3]
     assert (
-        f"| GPT2_MLA | 32 | 2 | {p['prefill_ms']:,.1f} | {p['decode_tokens_per_s']:,.0f} |"
-        in text
+        f"| GPT2_MLA | 32 | 2 | {p['prefill_ms']:,.1f} | {p['decode_tokens_per_s']:,.0f} |" in text
     )
     assert "0 of 2 checks failed." in text and "On the CPU the models are tiny" in text
     assert (out / "plots" / "decode_speedup.png").read_bytes()[:4] == b"\x89PNG"
