@@ -184,7 +184,11 @@ EXPERIMENTS = {
 }
 
 def program_keys():
-    """Every step program: a kind, and for GPT-2 kinds the model class."""
+    """Every step program: a kind, and for GPT-2 kinds the model class.
+
+    Returns:
+      The keys, "kind" or "kind:CLASS" ("gpt2:GPT2_MLA", "vision").
+    """
     keys = ["gpt2:" + c for c in GPT2_CLASSES]
     keys += ["kv_cache:" + c for c in KV_CACHE["classes"]]
     keys += ["inference:" + c for c in GPT2_CLASSES]

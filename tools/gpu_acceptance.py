@@ -68,6 +68,7 @@ TRAIN_PROFILE = "h100"  # its batch and block size; the dataset is the carried S
 TRAIN_WARMUP, TRAIN_ITERS = 3, 10  # TRAIN_ITERS: one read per arm, the h100 log interval
 INFERENCE_BZL = ROOT / "experiments/gpt2_inference.bzl"  # its "cuda" entry: 124M, bf16
 SYNC_ITERS, SYNC_LOG_INTERVAL = 50, 10
+DRY_SYNC_ITERS, DRY_SYNC_LOG_INTERVAL = 10, 2  # the same five intervals, at a fifth of the CPU
 BUDGET_S = 480  # the whole run on an H100 (issue 23)
 SYNC_WARNING = "called a synchronizing CUDA operation"  # torch's text in sync debug mode
 # The dry run's model: the cpu profile's trunk, smaller, on the carried BPE tokens.
@@ -295,7 +296,9 @@ class HostReadClock:
 
 
 def host_sync_step(out_dir, dry_run):
-    """SYNC_ITERS iterations under sync debug mode; at most one sync per log interval."""
+    """SYNC_ITERS iterations under sync debug mode; at most one sync per log interval.
+
+    The dry run has the same number of intervals, shorter (DRY_SYNC_*)."""
     import warnings
 
     import torch
@@ -303,13 +306,16 @@ def host_sync_step(out_dir, dry_run):
     from experiments import bench_train, telemetry
 
     device = "cpu" if dry_run else "cuda"
+    iters, interval = (
+        (DRY_SYNC_ITERS, DRY_SYNC_LOG_INTERVAL) if dry_run else (SYNC_ITERS, SYNC_LOG_INTERVAL)
+    )
     profile = carried_profile(
         dry_run,
         batch_size=2 if dry_run else 4,
         grad_accum=2,
         compile=False,
-        max_iters=SYNC_ITERS,
-        log_interval=SYNC_LOG_INTERVAL,
+        max_iters=iters,
+        log_interval=interval,
         eval_interval=0,
         eval_iters=1,
         warmup_iters=5,
@@ -342,14 +348,14 @@ def host_sync_step(out_dir, dry_run):
         finally:
             if not dry_run:
                 torch.cuda.set_sync_debug_mode("default")
-    counts = syncs_per_interval(marks.at, SYNC_LOG_INTERVAL)
+    counts = syncs_per_interval(marks.at, interval)
     where = sorted({f"{w.filename}:{w.lineno}" for w in caught if SYNC_WARNING in str(w.message)})
     records = [json.loads(x) for x in (out_dir / "metrics.jsonl").read_text().splitlines()]
     last = [r for r in records if r["kind"] == "train"][-1]
     gpu = {k: v for k, v in last.items() if k.startswith(("gpu/", "cpu/"))}
     result = {"syncs_per_interval": counts, "where": where, "telemetry": gpu, "notes": lines}
     atomic_write_text(out_dir / "syncs.json", json.dumps(result, indent=2) + "\n")
-    if len(counts) != SYNC_ITERS // SYNC_LOG_INTERVAL or max(counts) > 1:
+    if len(counts) != iters // interval or max(counts) > 1:
         raise RuntimeError(f"host syncs per log interval {counts} (at most 1 each), at {where}")
     telemetry_note = ", ".join(f"{k} {v:.1f}" for k, v in gpu.items()) or "; ".join(lines)
     return f"host syncs per log interval {counts}; telemetry: {telemetry_note}"
