@@ -176,9 +176,11 @@ def test_failed_write_is_one_line_and_loses_nothing(tmp_path, monkeypatch, capsy
         atomic_write_json(str(path), {"kept": 2})
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["x.json"]  # no temporary file left
-    with results.JsonlWriter(str(tmp_path / "m.jsonl")) as w:
+    w = results.JsonlWriter(str(tmp_path / "m.jsonl"))
+    w.write({"iter": 1})  # flushed; the disk refuses it when it is synced
+    for finish in (w.sync, w.close):
         with pytest.raises(ResultsError, match=f"cannot write {tmp_path / 'm.jsonl'}"):
-            w.write({"iter": 1})
+            finish()
 
     def main():
         atomic_write_json(str(path), {"kept": 3})

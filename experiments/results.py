@@ -4,8 +4,8 @@ Every writer of a record (experiments/run_step.py, report.py, install.py, the
 paper's importer) writes through this module, so every file has the same
 guarantees against a kill. Every whole file is written to a temporary name in
 the same directory, fsynced and moved into place with os.replace, so a reader
-sees the old file or the new one, never half of one. JSONL lines are appended,
-flushed and fsynced one at a time; a line torn by a kill is dropped on read
+sees the old file or the new one, never half of one. JSONL lines are appended
+and flushed one at a time and fsynced at every checkpoint; a line torn by a kill is dropped on read
 and repaired before the next append, so a resumed run never writes after a
 broken line. Corrupt JSON and a write that fails for lack of space or
 permission raise ResultsError, whose message is one line naming the file;
@@ -203,7 +203,15 @@ def repair_jsonl(path: str, keep=None) -> list[dict]:
 
 
 class JsonlWriter:
-    """Appends one JSON record per line, flushed and fsynced per record."""
+    """Appends one JSON record per line, flushed per record and fsynced by `sync()` and
+    `close()`.
+
+    A flushed line survives a kill of the process; what a power loss could take
+    is the lines since the last sync, and the trainer syncs before every
+    checkpoint, so a loss costs only the lines a resume from that checkpoint
+    would write again. (An fsync per line cost about 4.5 ms here: 3.6 s of an
+    800-iteration cpu-profile run.)
+    """
 
     def __init__(self, path: str):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -227,6 +235,14 @@ class JsonlWriter:
         try:
             self._f.write(dumps(record) + "\n")
             self._f.flush()
+        except OSError as e:
+            if e.errno in _WRITE_ERRNOS:
+                raise _write_failed(self.path, e) from None
+            raise
+
+    def sync(self) -> None:
+        """Every line written so far is on disk."""
+        try:
             os.fsync(self._f.fileno())
         except OSError as e:
             if e.errno in _WRITE_ERRNOS:
@@ -235,7 +251,10 @@ class JsonlWriter:
 
     def close(self) -> None:
         if not self._f.closed:
-            self._f.close()
+            try:
+                self.sync()
+            finally:
+                self._f.close()
 
     def __enter__(self):
         return self

@@ -410,8 +410,12 @@ class Trainer:
                     and it % cfg.checkpoint_interval == 0
                     and it < cfg.max_iters
                 ):
+                    if writer:
+                        writer.sync()
                     self.save_checkpoint(it, elapsed)
                 if stop:
+                    if writer:
+                        writer.sync()
                     self.save_checkpoint(it, elapsed)
                     raise TrainingInterrupted(it)
             for index, rec in self._read(pending):  # left by a time budget
