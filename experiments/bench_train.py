@@ -11,7 +11,9 @@ and its ratio to the first step measured in the same run. On a GPU it also
 prints model FLOPs utilization, MFU = (6 N + 12 L H Q T) x tokens/s / peak,
 N the parameter count (nanoGPT's estimate), against the bf16 dense peak of
 the GPU (PEAK_TFLOPS below); torch.compile follows the profile (--no-compile
-turns it off). Figures are medians over iterations, never single runs.
+turns it off), and so do the GPU settings (the profile's `gpu_runtime`,
+experiments/gpu_runtime.py). Figures are medians over iterations, never
+single runs. `build_trainer` is the build tools/gpu_acceptance.py times.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 
 import torch
 
-from experiments import gpt2_step
+from experiments import gpt2_step, gpu_runtime
 from experiments.ablations import registry
 from experiments.profiles import resolve
 from experiments.record import RunSpec
@@ -90,21 +92,35 @@ def pick_device(profile, gpu: int | None) -> str:
     return f"cuda:{gpu}" if gpu is not None else "cuda"
 
 
-def bench_step(step_id, profile, device, compile_flag, warmup, iters) -> dict:
+def build_trainer(step_id, profile, device, compile_flag=None, **trainer_args):
+    """(StepBuild, Trainer) of one RATIO step as a run of `profile` builds it.
+
+    The profile's GPU settings are applied first, as experiments/run_step.py
+    applies them; what was set is the StepBuild's `built["gpu_runtime"]`.
+    `trainer_args` go to the Trainer (hooks, sampler, metrics_path).
+    """
     if compile_flag is not None:
         profile = dataclasses.replace(
             profile, train=dataclasses.replace(profile.train, compile=compile_flag)
         )
     if profile.threads:  # as a run of the profile trains (experiments/run_step.py)
         torch.set_num_threads(profile.threads)
+    runtime = gpu_runtime.apply(profile.gpu_runtime if device.startswith("cuda") else None)
     built = gpt2_step.build(spec_for(step_id, profile), profile, device, None)
+    built.built["gpu_runtime"] = runtime
     tr = Trainer(
         model=built.model,
         optimizer=built.optimizer,
         get_batch=built.get_batch,
         cfg=built.train_cfg,
         log=lambda m: None,
+        **trainer_args,
     )
+    return built, tr
+
+
+def bench_step(step_id, profile, device, compile_flag, warmup, iters) -> dict:
+    built, tr = build_trainer(step_id, profile, device, compile_flag)
     t = profile.train
     tokens = t.batch_size * t.grad_accum * profile.block_size
     times = []
@@ -124,6 +140,7 @@ def bench_step(step_id, profile, device, compile_flag, warmup, iters) -> dict:
         "tokens_per_s": tokens / med,
         "flops_per_token": flops_per_token(built.model),
         "compiled": tr.compiled,
+        "gpu_runtime": built.built["gpu_runtime"],
     }
 
 

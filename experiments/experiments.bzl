@@ -20,7 +20,8 @@ action per seed trains or measures (experiments/defs.bzl):
   seeded       one run per seed of --seeds, or one run in all (a measurement)
 
 The declarations themselves are literals: experiments/ablations/steps.bzl,
-gpt2_pruning.bzl, pruning_matrix.bzl, kvsplice_cache.bzl, bench_decode.bzl.
+gpt2_pruning.bzl, pruning_matrix.bzl, kvsplice_cache.bzl, bench_decode.bzl,
+gpt2_inference.bzl.
 """
 
 load("//experiments/ablations:steps.bzl", "RATIO_BASE", "RATIO_STEPS", "VARIANTS")
@@ -34,8 +35,12 @@ load(
     PRUNING_SCHEDULE = "SCHEDULE",
     PRUNING_TARGET = "TARGET",
 )
+load(":gpt2_inference.bzl", "GPT2_INFERENCE")
 load(":kvsplice_cache.bzl", "KV_CACHE")
 load(":pruning_matrix.bzl", "ADAM_FAMILY", "CPU_REDUCED", "CPU_RESNET", "LR", "MATRIX", "MODELS", "SCHEDULE", "SCHEDULE_ITERS", "WEIGHT_DECAY")
+
+# The model classes of the GPT-2 zoo that a step program is built for.
+GPT2_CLASSES = sorted({v["class"]: None for v in VARIANTS.values()}.keys())
 
 def _step(name, label, kind, program, declaration, dataset = None, aliases = [], seeded = True):
     return struct(
@@ -216,6 +221,23 @@ def decode_steps(profile):
     args = BENCH_DECODE[device_kind(profile)]
     return [_step("decode", "K16/V8 decode bandwidth", "decode", "decode", {"args": args}, seeded = False)]
 
+def inference_steps(profile):
+    """One measurement per GPT-2 class (gpt2_inference.bzl), each timed beside the base.
+
+    Args:
+      profile: the profile's entry of experiments/profiles.bzl.
+
+    Returns:
+      The steps, as _step structs.
+    """
+    settings = GPT2_INFERENCE[device_kind(profile)]
+    out = []
+    for cls in GPT2_CLASSES:
+        declaration = dict(settings, **{"class": cls, "base": GPT2_INFERENCE["base"]})
+        label = "%s generating (%s, %s)" % (cls, settings["size"], settings["dtype"])
+        out.append(_step(cls, label, "inference", "inference:" + cls, declaration, seeded = False))
+    return out
+
 # Each experiment's steps, what its summary compares each step with, and how the summary
 # reads (experiments/report.py REPORTS). The measurements (kvsplice_cache, bench_decode)
 # take one run per step, against theory or copy bandwidth: nothing to compare seed by seed.
@@ -226,6 +248,7 @@ EXPERIMENTS = {
     "pruning_matrix": struct(steps = matrix_steps, reference = matrix_references, report = "classifier"),
     "kvsplice_cache": struct(steps = cache_steps, reference = None, report = "kv_cache"),
     "bench_decode": struct(steps = decode_steps, reference = None, report = "decode"),
+    "gpt2_inference": struct(steps = inference_steps, reference = GPT2_INFERENCE["base"], report = "inference"),
 }
 
 def experiment_reference(name, profile, steps):
@@ -252,13 +275,15 @@ def experiment_reference(name, profile, steps):
             fail("knlp: %s: step %s is its own reference" % (name, step))
     return ref
 
-# The model classes of the GPT-2 zoo that a step program is built for.
-GPT2_CLASSES = sorted({v["class"]: None for v in VARIANTS.values()}.keys())
-
 def program_keys():
-    """Every step program: a kind, and for GPT-2 kinds the model class."""
+    """Every step program: a kind, and for GPT-2 kinds the model class.
+
+    Returns:
+      The keys, "kind" or "kind:CLASS" ("gpt2:GPT2_MLA", "vision").
+    """
     keys = ["gpt2:" + c for c in GPT2_CLASSES]
     keys += ["kv_cache:" + c for c in KV_CACHE["classes"]]
+    keys += ["inference:" + c for c in GPT2_CLASSES]
     return keys + ["vision", "decode"]
 
 def program_label(key):

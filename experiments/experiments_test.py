@@ -371,6 +371,10 @@ def test_kvsplice_transform_learns_in_training(tmp_path):
     model = zoo.get_class("GPT2_MLA_KV")(GPT2Config(**res.built["model_config"]))
     model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
     assert res.files["model.pt"]["bytes"] == (out / "model.pt").stat().st_size
+    # The run's sampler: its CPU means in every logged record, its backend in the result.
+    train = [r for r in read_jsonl(str(out / "metrics.jsonl")) if r["kind"] == "train"]
+    assert len(train) == 6 and all(r["cpu/memory_used_avg_gb"] > 0 for r in train)
+    assert res.provenance["telemetry"] == "cpu"
 
 
 def test_bench_decode_cpu_smoke_says_measured_false(tmp_path):

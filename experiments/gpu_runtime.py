@@ -2,9 +2,11 @@
 
 `apply(settings)` takes a profile's `gpu_runtime` (experiments/profiles.bzl)
 before anything touches the GPU, and returns what it set, for the run's
-record. The allocator setting reaches torch only through the environment
-variable PYTORCH_CUDA_ALLOC_CONF, read when CUDA first allocates, so it is set
-in this process's environment, never from the user's.
+record. The allocator setting reaches torch through the environment variable
+PYTORCH_CUDA_ALLOC_CONF, read when CUDA first allocates, so it is set in this
+process's environment from the profile, never from the user's; if CUDA has
+started already (a torchrun rank that set its device), the running
+allocator is given the same setting.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ def apply(settings: dict | None) -> dict | None:
         raise ValueError(f"gpu_runtime: unknown settings {unknown}; accepted: {', '.join(KEYS)}")
     import torch
 
-    if settings.get("cuda_alloc_conf"):
-        os.environ["PYTORCH_CUDA_ALLOC_CONF"] = settings["cuda_alloc_conf"]
+    conf = settings.get("cuda_alloc_conf")
+    if conf:
+        os.environ["PYTORCH_CUDA_ALLOC_CONF"] = conf
+        if torch.cuda.is_initialized():
+            torch.cuda.memory._set_allocator_settings(conf)
     tf32 = bool(settings.get("tf32"))
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32

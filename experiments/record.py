@@ -205,7 +205,7 @@ class RunResult(_Record):
     checks: list = field(default_factory=list)
     failure: dict | None = None  # {"reason": FAILURES, "message", "traceback"}
     built: dict = field(default_factory=dict)  # what was built: class, config, optimizer, ...
-    provenance: dict = field(default_factory=dict)  # machine, versions, gpu runtime
+    provenance: dict = field(default_factory=dict)  # machine, versions, gpu runtime, telemetry
     files: dict = field(default_factory=dict)  # output file -> {"sha256", "bytes"}
     schema: int = SCHEMA
 

@@ -34,6 +34,7 @@ REPORTS = {
     "classifier": ("experiments.summary", "CLASSIFIER"),
     "kv_cache": ("experiments.kv_cache_report", None),
     "decode": ("experiments.decode_report", None),
+    "inference": ("experiments.inference_report", None),
 }
 
 

@@ -8,7 +8,9 @@ with the run's spec (experiments/record.py RunSpec: the step's declaration,
 the profile's, the overrides) and the list of every file the action reads.
 It writes into --out:
 
-  metrics.jsonl  one record per logged iteration and per evaluation (trainer.py)
+  metrics.jsonl  one record per logged iteration and per evaluation (trainer.py),
+                 each logged iteration with the telemetry sampler's means over its
+                 interval (experiments/telemetry.py: gpu/* on a GPU, cpu/* on the CPU)
   log.txt        the run's log, every attempt of it
   model.pt       the final weights (state_dict), for analysis without a retrain
   result.json    last: status, figures, research checks, inputs digest, machine
@@ -48,6 +50,7 @@ KINDS = {
     "vision": "experiments.vision_step",
     "kv_cache": "experiments.kv_cache_step",
     "decode": "experiments.decode_step",
+    "inference": "experiments.inference_step",
 }
 
 
@@ -156,6 +159,7 @@ class Run:
     def __init__(self, spec, profile, digest, args):
         self.spec, self.profile, self.digest, self.args = spec, profile, digest, args
         self.stop = False
+        self.telemetry = None  # the sampler's backend, for the record
 
     def execute(self) -> int:
         import torch
@@ -226,6 +230,7 @@ class Run:
         return self._train(kind)
 
     def _train(self, kind) -> int:
+        from experiments import telemetry
         from experiments.trainer import Trainer, TrainingFailure, TrainingInterrupted
 
         t0 = time.time()
@@ -233,6 +238,8 @@ class Run:
             built = kind.build(self.spec, self.profile, self.device, self.args.data_root)
         except (ValueError, TypeError, KeyError) as e:  # a declaration that cannot build
             return self._record_failure("error", e, None, {})
+        sampler = telemetry.make_sampler(self.device, log=self.log) if self.info.is_main else None
+        self.telemetry = sampler.name if sampler else None
         trainer = Trainer(
             model=built.model,
             optimizer=built.optimizer,
@@ -245,6 +252,7 @@ class Run:
             dist_info=self.info,
             log=self.log,
             should_stop=lambda: bool(self.stop),
+            sampler=sampler,
         )
         try:
             result = trainer.fit()
@@ -323,6 +331,7 @@ class Run:
                 "machine": provenance.machine(self.device, self.info.world_size),
                 "versions": provenance.versions(self.args.venv_info),
                 "gpu_runtime": self.runtime,
+                "telemetry": self.telemetry,
             },
             built=built,
             files=files,

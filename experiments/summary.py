@@ -16,10 +16,14 @@ step has N runs, and the report says, step by step:
   * Research checks (experiments/checks.py), failing checks first: whether
     each run learned, built what its declaration says, and whether its
     mechanisms did what they claim;
+  * Telemetry: per step, the device's readings (experiments/telemetry.py:
+    `gpu/*` on a GPU, `cpu/*` on the CPU), each the mean of the run's logged
+    intervals, averaged over its done runs;
   * Runs: one row per run (step x seed).
 
 summary.json holds the same tables for programs (experiments/record.py
-Summary); val_curves.csv every evaluation record of every done run.
+Summary; the telemetry in `extra["telemetry"]`); val_curves.csv every
+evaluation record of every done run.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ DEFAULT_COLUMNS = (
     ("tokens_per_s_median", "tok/s"),
     ("wall_s", "wall s"),
 )
+
+# The namespaces of the telemetry sampler's means in a train record.
+TELEMETRY = ("gpu/", "cpu/")
 
 # A summary.json runs row's keys -> the result values they are read from.
 RUN_FIELDS = {
@@ -174,12 +181,57 @@ def rows_of(results: list, metrics: dict) -> list[dict]:
             "failure": (res.failure or {}).get("reason"),
             "checks": res.checks,
             "curve": [(r["iter"], r["loss"]) for r in recs if r.get("kind") == "train"],
+            "telemetry": run_telemetry(recs),
             "val_records": sorted(
                 (r for r in recs if r.get("kind") == "eval"), key=lambda r: r["iter"]
             ),
         }
         rows.append(row)
     return rows
+
+
+def run_telemetry(records: list[dict]) -> dict[str, float]:
+    """Each telemetry reading's mean over a run's logged intervals (its train records)."""
+    seen: dict[str, list[float]] = {}
+    for r in records:
+        if r.get("kind") != "train":
+            continue
+        for key, value in r.items():
+            if key.startswith(TELEMETRY) and isinstance(value, int | float):
+                seen.setdefault(key, []).append(float(value))
+    return {key: float(np.mean(values)) for key, values in sorted(seen.items())}
+
+
+def step_telemetry(stats: list[dict]) -> dict[str, dict[str, float]]:
+    """step -> each telemetry reading's mean over the step's done runs that logged it."""
+    out = {}
+    for st in stats:
+        runs = [r["telemetry"] for r in st["runs"] if r["status"] == "done" and r["telemetry"]]
+        keys = sorted({k for t in runs for k in t})
+        if keys:
+            out[st["step"]] = {k: float(np.mean([t[k] for t in runs if k in t])) for k in keys}
+    return out
+
+
+def telemetry_table(telemetry: dict[str, dict[str, float]]) -> list[str]:
+    """summary.md's Telemetry section: one row per step, one column per reading."""
+    if not telemetry:
+        return []
+    keys = sorted({k for t in telemetry.values() for k in t})
+    lines = [
+        "## Telemetry",
+        "",
+        "Readings of the device a step trained on (experiments/telemetry.py: NVML or AMD "
+        "SMI on a GPU, this process's CPU and resident memory on the CPU; utilization in "
+        "percent, `cpu/compute_util_avg` of one core), each the mean of a run's logged "
+        "intervals, averaged over the step's done runs.",
+        "",
+        "| step | " + " | ".join(keys) + " |",
+        "|---|" + "---:|" * len(keys),
+    ]
+    for step, t in telemetry.items():
+        lines.append(f"| {step} | " + " | ".join(fmt(t.get(k)) for k in keys) + " |")
+    return lines + [""]
 
 
 def groups_of(rows: list[dict]) -> dict[str, list[dict]]:
@@ -459,6 +511,7 @@ def summary_record(inputs, rows, stats, found, report: Report, fields=RUN_FIELDS
         steps=steps,
         runs=runs,
         checks=[{"subject": s, **c.to_dict()} for s, c in found],
+        extra={"telemetry": step_telemetry(stats)},
     )
 
 
@@ -520,7 +573,8 @@ def write(inputs, out: str, report: Report) -> list:
     lines += ["## Steps", ""]
     lines += comparison_note(stats, report)
     lines += steps_table(stats, report, failed)
-    lines += ["", "## Research checks", ""]
+    lines += [""] + telemetry_table(step_telemetry(stats))
+    lines += ["## Research checks", ""]
     lines.append(f"{sum(not c.ok for _, c in found)} of {len(found)} checks failed.")
     lines += ["", "| result | run | check | detail |", "|---|---|---|---|"]
     lines += [

@@ -232,6 +232,7 @@ KIND_OF_REPORT = {
     "classifier": "vision",
     "kv_cache": "kv_cache",
     "decode": "decode",
+    "inference": "inference",
 }
 
 
@@ -298,16 +299,17 @@ def write_experiment(
     return str(path)
 
 
-def gate_runfiles() -> Path:
-    """The runfiles root of //experiments:gate_ratio, the gate's built experiment: the test's
-    own runfiles under Bazel (a data dependency), bazel-bin's under plain pytest."""
+def gate_runfiles(target: str = "gate_ratio") -> Path:
+    """The runfiles root of one of the gate's built experiments (//experiments:gate_ratio,
+    :gate_inference): the test's own runfiles under Bazel (a data dependency), bazel-bin's
+    under plain pytest."""
     import pytest
 
     root = Path(__file__).resolve().parent.parent
     for candidate in (
         Path(os.environ.get("TEST_SRCDIR", "/nonexistent")) / "knlp",
-        root / "bazel-bin" / "experiments" / "gate_ratio.install.sh.runfiles" / "knlp",
+        root / "bazel-bin" / "experiments" / f"{target}.install.sh.runfiles" / "knlp",
     ):
-        if (candidate / "experiments" / "gate_ratio").is_dir():
+        if (candidate / "experiments" / target).is_dir():
             return candidate
-    pytest.skip("//experiments:gate_ratio is not built (bazel build //experiments:gate_ratio)")
+    pytest.skip(f"//experiments:{target} is not built (bazel build //experiments:{target})")

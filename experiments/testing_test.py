@@ -35,6 +35,7 @@ def test_every_step_has_a_directory_of_its_own_and_no_bitter_score_pairs_with_sg
             "pruning_matrix",
             "kvsplice_cache",
             "bench_decode",
+            "gpt2_inference",
         ]
     )
     for experiment, per_profile in declared.items():

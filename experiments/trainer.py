@@ -19,6 +19,15 @@ iterations, and writes one JSON record per logged iteration and per eval to
 the step's metrics.jsonl. A NaN/inf loss or an out-of-memory error raises
 TrainingFailure with the reason, which the experiment records.
 
+On a GPU the loop does not wait for the device: each iteration's loss stays
+on the device and its timings are CUDA events (`PendingIter`); the host
+reads them all at once, in one transfer, when a record is due (a log,
+eval or checkpoint iteration, the last one, a stop request), and checks for
+NaN there. On
+the CPU every iteration is read as it ends. An optional telemetry sampler
+(experiments/telemetry.py) runs beside the loop and its means over each log
+interval join that interval's record.
+
 Multi-GPU: under `torchrun` (WORLD_SIZE > 1) the model is wrapped in
 DistributedDataParallel (NCCL on GPUs, gloo on the CPU), each rank draws its
 own batches, eval losses are averaged over ranks, and only rank 0 writes.
@@ -123,6 +132,64 @@ def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
 
 
+class CudaClock:
+    """Timing marks on the current CUDA stream; `read` is the loop's one host transfer."""
+
+    @staticmethod
+    def mark():
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    @staticmethod
+    def ms(start, end) -> float:
+        return start.elapsed_time(end)  # valid once `read` has waited for the stream
+
+    @staticmethod
+    def read(values: torch.Tensor) -> list[float]:
+        return values.tolist()
+
+
+@dataclass
+class PendingIter:
+    """A GPU iteration the host has not read: its loss on the device, its timing marks."""
+
+    loss: torch.Tensor
+    start: object
+    micro: list  # (before forward, after forward, after backward) per micro-batch
+    opt: object
+    end: object
+
+    def record(self, loss: float, ms) -> dict:
+        """The iteration's record once `loss` is read; `ms(a, b)` is the clock's interval."""
+        iter_ms = ms(self.start, self.end)
+        return {
+            "loss": loss,
+            "iter_s": iter_ms / 1000,
+            "iter_ms": iter_ms,
+            "fwd_ms": sum(ms(a, b) for a, b, _ in self.micro),
+            "bwd_ms": sum(ms(b, c) for _, b, c in self.micro),
+            "opt_ms": ms(self.opt, self.end),
+        }
+
+
+@dataclass
+class _Tally:
+    """What fit() keeps of the train records: every rate, the first loss, the last ten."""
+
+    rates: list
+    first_loss: float | None
+    last_losses: list
+
+    def add(self, index: int, rec: dict, tokens_per_iter: int) -> float:
+        if self.first_loss is None and index == 0:
+            self.first_loss = rec["loss"]
+        self.last_losses = (self.last_losses + [rec["loss"]])[-10:]
+        rate = tokens_per_iter / rec["iter_s"]
+        self.rates.append(rate)
+        return rate
+
+
 @dataclass
 class Trainer:
     """Trains `model` with `optimizer` on batches from `get_batch`.
@@ -130,8 +197,10 @@ class Trainer:
     hooks: objects with any of `after_backward(it)`, `after_step(it)`,
     `metrics() -> dict` (merged into each logged record), `state_dict()` /
     `load_state_dict()` (saved in checkpoints). `should_stop`, checked after
-    every iteration, makes the loop save a checkpoint and raise
-    TrainingInterrupted (experiments/run_step.py sets it on SIGTERM).
+    every iteration, makes the loop read what the device holds, save a
+    checkpoint and raise TrainingInterrupted (experiments/run_step.py sets it
+    on SIGTERM). sampler: a telemetry.Sampler (or None): started and stopped
+    by fit() on the writing rank, its `means()` merged into each logged record.
     """
 
     model: torch.nn.Module
@@ -142,6 +211,7 @@ class Trainer:
     checkpoint_path: str | None = None
     hooks: list = field(default_factory=list)
     tracker: object | None = None
+    sampler: object | None = None
     step_name: str = "train"
     dist_info: DistInfo = field(default_factory=DistInfo)
     log: Callable[[str], None] = print
@@ -270,15 +340,21 @@ class Trainer:
                 mininterval=1.0,
             )
         prior = self.resumed_train
-        rates = [r["tokens_per_s"] for r in prior if r.get("tokens_per_s")]
-        first_loss = next((r["loss"] for r in prior if r.get("iter") == 1), None)
-        last_losses = [r["loss"] for r in prior][-10:]
+        tally = _Tally(
+            rates=[r["tokens_per_s"] for r in prior if r.get("tokens_per_s")],
+            first_loss=next((r["loss"] for r in prior if r.get("iter") == 1), None),
+            last_losses=[r["loss"] for r in prior][-10:],
+        )
         evals = []
+        pending = []  # (iteration, lr, what _train_iter returned) not yet read
+        sampler = self.sampler if writer else None
         t_start = time.time()
         it = self.start_iter
         stop_reason = "max_iters"
         self.model.train()
         try:
+            if sampler:
+                sampler.start()
             while it < cfg.max_iters:
                 elapsed = self.elapsed_before + time.time() - t_start
                 if cfg.time_budget_s is not None and elapsed >= cfg.time_budget_s:
@@ -289,19 +365,24 @@ class Trainer:
                 lr = lr_at(it, cfg, getattr(self.optimizer, "lr_restarts", None))
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-                rec = self._train_iter(it)
-                rec["lr"] = lr
-                if first_loss is None and it == 0:
-                    first_loss = rec["loss"]
-                last_losses = (last_losses + [rec["loss"]])[-10:]
-                rate = tokens_per_iter / rec["iter_s"]
-                rates.append(rate)
+                out = self._train_iter(it)
+                pending.append((it, lr, out))
                 it += 1
+                stop = self._stop_requested() and it < cfg.max_iters
+                if isinstance(out, PendingIter) and not (stop or self._read_due(it)):
+                    if bar:
+                        bar.update(1)
+                    continue
+                for index, rec in self._read(pending):
+                    rate = tally.add(index, rec, tokens_per_iter)
+                pending = []
                 elapsed = self.elapsed_before + time.time() - t_start
                 if writer and (it % cfg.log_interval == 0 or it == cfg.max_iters):
                     for h in self.hooks:
                         if hasattr(h, "metrics"):
                             rec.update(h.metrics())
+                    if sampler:
+                        rec.update(sampler.means())
                     rec.update(
                         iter=it,
                         step=self.step_name,
@@ -332,11 +413,13 @@ class Trainer:
                     if writer:
                         writer.sync()
                     self.save_checkpoint(it, elapsed)
-                if self.should_stop is not None and self.should_stop() and it < cfg.max_iters:
+                if stop:
                     if writer:
                         writer.sync()
                     self.save_checkpoint(it, elapsed)
                     raise TrainingInterrupted(it)
+            for index, rec in self._read(pending):  # left by a time budget
+                tally.add(index, rec, tokens_per_iter)
             final = self._eval_and_record(it, writer)
             evals.append(final)
         except (TrainingFailure, TrainingInterrupted):
@@ -346,6 +429,8 @@ class Trainer:
                 raise TrainingFailure("oom", f"out of memory at iter {it}: {e}", it) from e
             raise
         finally:
+            if sampler:
+                sampler.stop()
             if bar:
                 bar.close()
             if writer:
@@ -357,9 +442,11 @@ class Trainer:
             "stop_reason": stop_reason,
             "tokens": it * tokens_per_iter,
             "wall_s": wall,
-            "tokens_per_s_median": statistics.median(rates) if rates else None,
-            "first_loss": first_loss,
-            "final_train_loss": statistics.fmean(last_losses) if last_losses else None,
+            "tokens_per_s_median": statistics.median(tally.rates) if tally.rates else None,
+            "first_loss": tally.first_loss,
+            "final_train_loss": (
+                statistics.fmean(tally.last_losses) if tally.last_losses else None
+            ),
             "val_loss": final["val_loss"],
             "val_ppl": final["val_ppl"],
             "best_val_loss": self.best_val,
@@ -396,9 +483,49 @@ class Trainer:
             )
         return rec
 
-    def _train_iter(self, it: int) -> dict:
+    def _stop_requested(self) -> bool:
+        return self.should_stop is not None and bool(self.should_stop())
+
+    def _read_due(self, done: int) -> bool:
+        """Whether the host reads the GPU after `done` iterations: a record is due then."""
         cfg = self.cfg
-        sync = self.device.type == "cuda"
+        return any(
+            (
+                done % cfg.log_interval == 0,
+                done == cfg.max_iters,
+                cfg.eval_interval and done % cfg.eval_interval == 0,
+                cfg.checkpoint_interval and done % cfg.checkpoint_interval == 0,
+            )
+        )
+
+    def _clock(self):
+        """The GPU loop's clock, or None: on the CPU every iteration is read as it ends."""
+        return CudaClock() if self.device.type == "cuda" else None
+
+    def _read(self, pending: list) -> list[tuple[int, dict]]:
+        """(iteration, record) of each pending iteration, with its lr; GPU ones in one read."""
+        gpu = [out for _, _, out in pending if isinstance(out, PendingIter)]
+        if gpu:
+            clock = self._clock()
+            losses = iter(clock.read(torch.stack([p.loss for p in gpu])))
+        read = []
+        for index, lr, out in pending:
+            if isinstance(out, PendingIter):
+                loss = next(losses)
+                if not math.isfinite(loss):
+                    raise TrainingFailure(
+                        "nan_loss", f"training loss is {loss} at iter {index}", index
+                    )
+                out = out.record(loss, clock.ms)
+            out["lr"] = lr
+            read.append((index, out))
+        return read
+
+    def _train_iter(self, it: int) -> dict | PendingIter:
+        clock = self._clock()
+        if clock is not None:
+            return self._train_iter_pending(it, clock)
+        cfg = self.cfg
         t0 = time.perf_counter()
         fwd = bwd = 0.0
         total = 0.0
@@ -414,12 +541,8 @@ class Trainer:
                 ta = time.perf_counter()
                 with self.autocast():
                     loss = _loss_of(self.model(x, y)) / cfg.grad_accum
-                if sync:
-                    torch.cuda.synchronize()
                 tb = time.perf_counter()
                 loss.backward()
-                if sync:
-                    torch.cuda.synchronize()
                 tc = time.perf_counter()
             fwd += tb - ta
             bwd += tc - tb
@@ -439,8 +562,6 @@ class Trainer:
         for h in self.hooks:
             if hasattr(h, "after_step"):
                 h.after_step(it)
-        if sync:
-            torch.cuda.synchronize()
         te = time.perf_counter()
         return {
             "loss": total,
@@ -450,3 +571,39 @@ class Trainer:
             "bwd_ms": 1000 * bwd,
             "opt_ms": 1000 * (te - td),
         }
+
+    def _train_iter_pending(self, it: int, clock) -> PendingIter:
+        """One iteration that never waits for the device: the loss stays there, times are marks."""
+        cfg = self.cfg
+        start = clock.mark()
+        micro = []
+        total = torch.zeros((), device=self.device)
+        for m in range(cfg.grad_accum):
+            x, y = self.get_batch("train", self.gen)
+            last = m == cfg.grad_accum - 1
+            ctx = (
+                self.model.no_sync()
+                if (self.dist_info.enabled and not last)
+                else contextlib.nullcontext()
+            )
+            with ctx:
+                before = clock.mark()
+                with self.autocast():
+                    loss = _loss_of(self.model(x, y)) / cfg.grad_accum
+                forward = clock.mark()
+                loss.backward()
+                micro.append((before, forward, clock.mark()))
+            total += loss.detach().float()
+        if self.dist_info.enabled:  # the whole batch's loss, on every rank, on the device
+            dist.all_reduce(total, op=dist.ReduceOp.SUM)
+            total = total / self.dist_info.world_size
+        for h in self.hooks:
+            if hasattr(h, "after_backward"):
+                h.after_backward(it)
+        opt = clock.mark()
+        optimizer_step(self.optimizer, self.raw_model.parameters(), cfg.grad_clip)
+        self.optimizer.zero_grad(set_to_none=True)
+        for h in self.hooks:
+            if hasattr(h, "after_step"):
+                h.after_step(it)
+        return PendingIter(total, start, micro, opt, clock.mark())

@@ -6,18 +6,23 @@ iterations are logged and evaluated and what the records hold, the learning
 rate each step uses, the returned summary, the time budget, which failures
 become TrainingFailure, what a checkpoint holds and what a resume keeps,
 that only rank 0 writes, and that a stop request checkpoints first. The
-mutation run (//tools:mutation) showed these untested. The model and its
-batches are experiments/testing.py's Linear and Batches.
+mutation run (//tools:mutation) showed these untested. The GPU loop's control
+flow (losses read once per record, NaN found there, a stop request read
+before its checkpoint) runs here with a host clock standing in for CUDA
+events, and the telemetry sampler's means reach the records. The model and
+its batches are experiments/testing.py's Linear and Batches.
 """
 
 import math
 import os
 import statistics
+import time
 import types
 
 import pytest
 import torch
 
+from experiments import telemetry
 from experiments.results import read_jsonl
 from experiments.testing import Batches, Linear
 from experiments.trainer import (
@@ -67,7 +72,7 @@ class Recorder:
         self.state = dict(state)
 
 
-def make(tmp_path=None, hooks=(), dist_info=None, batches=None, model=None, **cfg):
+def make(tmp_path=None, hooks=(), dist_info=None, batches=None, model=None, cls=Trainer, **cfg):
     model = model or Linear()
     defaults = dict(
         max_iters=5,
@@ -81,7 +86,7 @@ def make(tmp_path=None, hooks=(), dist_info=None, batches=None, model=None, **cf
         tokens_per_sample=3,
     )
     config = TrainConfig(**{**defaults, **cfg})
-    trainer = Trainer(
+    trainer = cls(
         model=model,
         optimizer=torch.optim.SGD(model.parameters(), lr=config.lr),
         get_batch=batches or Batches(config.batch_size),
@@ -412,3 +417,119 @@ def test_a_stop_request_checkpoints_and_a_resume_finishes_as_if_never_stopped(tm
     t = make(tmp_path / "d", max_iters=1)
     t.should_stop = lambda: True
     assert t.fit()["iters"] == 1
+
+
+class HostClock:
+    """The GPU loop's clock on the CPU: perf_counter marks; counts the host reads."""
+
+    def __init__(self):
+        self.reads = []
+
+    def mark(self):
+        return time.perf_counter()
+
+    def ms(self, start, end):
+        return 1000 * (end - start)
+
+    def read(self, values):
+        self.reads.append(len(values))
+        return values.tolist()
+
+
+class PendingTrainer(Trainer):
+    """A Trainer that takes the GPU path (PendingIter, one read per record) on the CPU."""
+
+    def _clock(self):
+        if not hasattr(self, "host_clock"):
+            self.host_clock = HostClock()
+        return self.host_clock
+
+
+def train_records(path):
+    return [r for r in read_jsonl(str(path / "metrics.jsonl")) if r["kind"] == "train"]
+
+
+@pytest.mark.parametrize("eval_interval, reads", [(0, [3, 3, 1]), (2, [2, 1, 1, 2, 1])])
+def test_the_gpu_loop_reads_once_per_record_and_logs_what_the_cpu_loop_does(
+    tmp_path, eval_interval, reads
+):
+    run = dict(max_iters=7, log_interval=3, eval_interval=eval_interval)
+    cpu, gpu = tmp_path / "cpu", tmp_path / "gpu"
+    cpu.mkdir(), gpu.mkdir()
+    want = make(cpu, **run).fit()
+    trainer = make(gpu, cls=PendingTrainer, **run)
+    got = trainer.fit()
+    assert trainer.host_clock.reads == reads  # one read per due record, of every pending loss
+    a, b = train_records(cpu), train_records(gpu)
+    assert [r["iter"] for r in b] == [3, 6, 7]
+    assert [r["loss"] for r in b] == [r["loss"] for r in a]
+    assert [r["lr"] for r in b] == [r["lr"] for r in a]
+    for r in b:
+        assert r["iter_ms"] >= r["fwd_ms"] + r["bwd_ms"] + r["opt_ms"] - 1e-6 > 0
+        assert r["tokens_per_s"] == pytest.approx(4 * 3 / r["iter_s"])
+    for key in ("first_loss", "final_train_loss", "val_loss", "iters"):
+        assert got[key] == want[key], key
+    assert len(trainer.host_clock.reads) == len(reads) and got["tokens_per_s_median"] > 0
+
+
+class NanAfter:
+    """Batches whose targets turn NaN from the n-th training draw on."""
+
+    def __init__(self, n):
+        self.batches, self.n, self.draws = Batches(), n, 0
+
+    def __call__(self, split, gen):
+        x, y = self.batches(split, gen)
+        if split == "train":
+            self.draws += 1
+            if self.draws > self.n:
+                y = torch.full_like(y, float("nan"))
+        return x, y
+
+
+def test_the_gpu_loop_finds_a_nan_loss_at_the_read_and_names_its_iteration(tmp_path):
+    run = dict(max_iters=9, log_interval=3, eval_interval=0)
+    t = make(tmp_path, cls=PendingTrainer, batches=NanAfter(4), **run)
+    with pytest.raises(TrainingFailure) as err:
+        t.fit()
+    assert err.value.reason == "nan_loss" and err.value.iteration == 4
+    assert str(err.value) == "training loss is nan at iter 4"
+    assert t.host_clock.reads == [3, 3]  # found at the read after iteration 6, not before
+    assert [r["iter"] for r in train_records(tmp_path)] == [3]
+
+
+def test_the_samplers_means_join_every_logged_record_and_the_tracker(tmp_path):
+    tracker = Tracker()
+    sampler = telemetry.Sampler(telemetry.CpuBackend(), interval_s=0.01)
+    t = make(tmp_path, max_iters=4, log_interval=2)
+    t.tracker, t.sampler = tracker, sampler
+    t.fit()
+    names = {"cpu/compute_util_avg", "cpu/memory_util_avg", "cpu/memory_used_avg_gb"}
+    train = train_records(tmp_path)
+    assert [r["iter"] for r in train] == [2, 4]
+    for r in train:
+        assert names <= set(r) and r["cpu/memory_used_avg_gb"] > 0
+    logged = [v for _, v in tracker.logged if "train/loss" in v]
+    assert all(f"train/{n}" in v for v in logged for n in names)
+    assert sampler.thread is None  # stopped when fit() returns
+
+
+def test_on_the_gpu_loop_a_stop_request_reads_the_device_before_its_checkpoint(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    run = dict(max_iters=6, log_interval=3, eval_interval=0, checkpoint_interval=0)
+    full = make(a, cls=PendingTrainer, **run).fit()
+    asked = []
+    t = make(b, cls=PendingTrainer, **run)
+    t.should_stop = lambda: asked.append(1) or len(asked) == 2  # inside the first interval
+    with pytest.raises(TrainingInterrupted) as e:
+        t.fit()
+    assert e.value.iteration == 2 and t.host_clock.reads == [2]  # read at once, not at iter 3
+    assert torch.load(b / "ckpt.pt", weights_only=False)["iter"] == 2
+    res = make(b, cls=PendingTrainer, **run).fit()
+    for key in ("val_loss", "tokens", "iters"):
+        assert res[key] == pytest.approx(full[key], rel=1e-6), key
+    want = [(r["iter"], r["loss"]) for r in train_records(a)]
+    got = [(r["iter"], r["loss"]) for r in train_records(b)]
+    assert [i for i, _ in got] == [3, 6]
+    assert [loss for _, loss in got] == pytest.approx([loss for _, loss in want], rel=1e-6)

@@ -2,8 +2,9 @@
 
 The dry run compiles the kernels with nvcc and the flags of GPU_COMPILE_FLAGS
 (tools/bazel/gpu_targets.bzl), reads the carried Shakespeare tokens, collects
-the GPU tests and parses the benchmark's arguments; it must stay under 60 s
-on an idle machine (checked as CPU time, since the gate's machine is shared).
+the GPU tests, parses the benchmark's arguments, and runs the inference, host
+sync and loop steps at tiny size on the CPU; it must stay under 60 s on an
+idle machine (checked as CPU time, since the gate's machine is shared).
 """
 
 import json
@@ -43,8 +44,27 @@ def test_dry_run_compiles_reads_data_and_collects(tmp_path):
     result = json.loads((out / "results.json").read_text())
     assert result["dry_run"] and result["arch"] == "sm_90"
     steps = {r["step"]: r for r in result["steps"]}
-    assert list(steps) == ["data", "compile", "gpu tests", "bench arguments"]
+    assert list(steps) == [
+        "data",
+        "compile",
+        "gpu tests",
+        "bench arguments",
+        "gpt2 inference",
+        "host syncs",
+        "gpt2 training",
+    ]
     assert all(r["status"] == "ok" for r in steps.values()), steps
+    inference = json.loads((out / "inference/inference.json").read_text())
+    assert not inference["measured"] and len(inference["ratios"]) == len(inference["points"])
+    assert inference["declared"]["size"] == "124m" and inference["declared"]["dtype"] == "bfloat16"
+    assert len({p["class"] for p in inference["points"]}) >= 9
+    # The trainer's pending loop reads once per log interval; none in the first.
+    syncs = json.loads((out / "syncs/syncs.json").read_text())
+    assert syncs["syncs_per_interval"] == [0, 1, 1, 1, 1], syncs
+    assert syncs["telemetry"]["cpu/compute_util_avg"] > 0
+    train = json.loads((out / "train/train.json").read_text())
+    assert not train["measured"] and train["before"]["tokens_per_s"] > 0
+    assert train["after"]["tokens_per_s"] > 0 and train["gpu_runtime"] is None
     assert json.loads(steps["data"]["detail"]) == {"train_tokens": 1487682, "val_tokens": 78319}
     assert "kernels/gpu_test.py" in steps["gpu tests"]["detail"]
     code = objcheck.device_code(out / "lib/libdecode_cuda.so", ["decode_kernel"])
@@ -52,6 +72,7 @@ def test_dry_run_compiles_reads_data_and_collects(tmp_path):
     assert any(c.symbols == ["decode_kernel"] for c in code), code
     summary = (out / "summary.md").read_text()
     assert summary.startswith("# GPU acceptance (DRY RUN: nothing was measured)")
+    assert "## Training loop: before and after" in summary and "| GPT2_MLA_KV | 16 | 2 |" in summary
     assert (out / "steps.csv").read_text().splitlines()[0] == "step,status,seconds,detail"
     # The budget is 60 s on an idle machine. The gate's machines are shared, so
     # wall time is reported and CPU time (the dry run is serial) is what must fit.
@@ -110,3 +131,10 @@ def test_the_benchmark_step_writes_its_files(tmp_path):
     assert result["copy_gbps"] is None  # the smoke test's NaN, written as null
     assert (out / "results.csv").read_text().startswith("model,batch,context,")
     assert "CPU SMOKE TEST" in (out / "table.txt").read_text()
+
+
+def test_syncs_are_counted_per_log_interval():
+    # Marks: syncs reported by the end of each of 6 iterations, log interval 3.
+    assert gpu_acceptance.syncs_per_interval([0, 0, 0, 1, 1, 1], 3) == [0, 1]
+    assert gpu_acceptance.syncs_per_interval([1, 1, 1, 1, 1, 3], 3) == [1, 2]
+    assert gpu_acceptance.syncs_per_interval([0, 2, 2, 2, 2], 2) == [2, 0]

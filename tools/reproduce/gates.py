@@ -4,6 +4,10 @@ A gate reads one metric from the run stage's metrics.jsonl and compares it
 with its threshold. A gate whose measurement is not in the stage set is not
 applicable; one whose measurement is in the stage set but has no data (a skipped
 run stage) is not evaluated, with the reason. Nothing passes by default.
+
+A quality gate (`arms=True`) compares two arms; its record must name them
+(`"arms": {"reference": cell, "test": cell}`) and their cache dtypes must
+differ, or the gate fails (tools/reproduce/cell.py `check_arms`).
 """
 
 import operator
@@ -20,6 +24,7 @@ class Gate:
     op: str
     threshold: float
     meaning: str
+    arms: bool = False
 
 
 GATES = (
@@ -61,7 +66,8 @@ GATES = (
         "gsm8k_delta_points",
         "<=",
         1.5,
-        "Qwen2.5-7B GSM8K (n=200): |K16/V8 - FP16| accuracy, points",
+        "GSM8K (n=200): |cell - 16-bit reference| accuracy, points",
+        arms=True,
     ),
     Gate(
         "saturation_fit",

@@ -6,13 +6,14 @@ records are fixtures for the report and the gates, never results.
 """
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
 
 from experiments.record import SCHEMA, Manifest, missing_fields
-from tools.reproduce import fork_pins, reproduce, saturation, stages
-from tools.reproduce.pipeline import STAGES, Pipeline, PipelineError, Skip
+from tools.reproduce import cell, fork_pins, reproduce, saturation, stages
+from tools.reproduce.pipeline import STAGES, Pipeline, PipelineError, Skip, StageContext
 
 STAGE_SETS = reproduce.load_stage_sets()
 CPU_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
@@ -278,3 +279,69 @@ def test_fetch_stage_builds_the_pins_and_checks_the_fetched_commits(tmp_path, mo
     else:
         assert result["fetch"]["status"] == "failed"
         assert "lock pins another commit" in result["fetch"]["reason"]["detail"]
+
+
+FAKE_PYTHON = """#!/bin/sh
+echo "$@" >> "$FAKE_PYTHON_LOG"
+while [ $# -gt 0 ]; do [ "$1" = --out ] && echo '{"metric": "m", "value": 1}' > "$2"; shift; done
+"""
+
+
+def test_the_run_stage_hands_every_program_the_stage_sets_cell(tmp_path, monkeypatch):
+    """The run stage with a stand-in serving interpreter that logs its arguments."""
+    python = tmp_path / "python"
+    python.write_text(FAKE_PYTHON)
+    python.chmod(0o755)
+    monkeypatch.setattr(stages, "gpus", lambda: ["GPU 0: stand-in"])
+
+    def build(ctx):
+        ctx.metric(kind="serving_env", python=str(python), nvcc="stand-in")
+
+    env = dict(CPU_ENV, FAKE_PYTHON_LOG=str(tmp_path / "python.log"))
+    functions = fake_stages(build=build, run=stages.run)
+    spec = STAGE_SETS["decode-sat"]
+    result = Pipeline("decode-sat", spec, tmp_path / "c", functions, env).run()
+    assert result["run"]["status"] == "ok", result["run"]
+    calls = (tmp_path / "python.log").read_text().splitlines()
+    assert len(calls) == len(spec["measurements"])
+    for call, measurement in zip(calls, spec["measurements"], strict=True):
+        program, args = call.split(" ", 1)
+        assert program.endswith(f"measure/{measurement}.py")
+        assert args.endswith(f"--cell {cell.to_json(spec['cell'])}"), args
+    assert (
+        "cell: Qwen/Qwen2.5-7B-Instruct bfloat16, K auto / V fp8_e4m3"
+        in (tmp_path / "c/stages/run/stdout.log").read_text()
+    )
+
+
+@pytest.mark.parametrize("imports", [True, False])
+def test_the_build_stage_checks_that_vllm_and_flashinfer_import_after_the_install(
+    tmp_path, monkeypatch, imports
+):
+    calls = []
+
+    def run(ctx, cmd, cwd=None, env=None, check=True):
+        calls.append(([str(c) for c in cmd], env))
+        ok = imports or cmd[1:] != ["-c", "import vllm, flashinfer"]
+        return subprocess.CompletedProcess(cmd, 0 if ok else 1, "", "ImportError: flashinfer")
+
+    nvcc = {"nvcc": {"available": True, "identity": "nvcc stand-in"}}
+    monkeypatch.setattr(stages, "toolchains", lambda: nvcc)
+    monkeypatch.setattr(stages, "workspace", lambda ctx: (tmp_path, "bazel"))
+    monkeypatch.setattr(stages, "serving_venv", lambda ctx, ws: "/venv/bin/python")
+    monkeypatch.setattr(StageContext, "run", run)
+    functions = fake_stages(build=stages.build)
+    result = Pipeline("decode", STAGE_SETS["decode"], tmp_path / "b", functions, CPU_ENV).run()
+    install = "//third_party/forks:install_serving"
+    installs = [i for i, (cmd, _) in enumerate(calls) if install in cmd]
+    checks = [i for i, (cmd, _) in enumerate(calls) if cmd[1:] == ["-c", "import vllm, flashinfer"]]
+    assert len(installs) == 1 and len(checks) == 1 and checks[0] > installs[0], calls
+    cmd, env = calls[checks[0]]
+    assert cmd[0] == "/venv/bin/python" and env["FLASHINFER_DISABLE_VERSION_CHECK"] == "1"
+    if imports:
+        assert result["build"]["status"] == "ok"
+    else:
+        assert result["build"]["status"] == "failed"
+        detail = result["build"]["reason"]["detail"]
+        assert "FLASHINFER_DISABLE_VERSION_CHECK=1 /venv/bin/python -c 'import vllm" in detail
+        assert "ImportError: flashinfer" in detail

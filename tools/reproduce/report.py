@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from experiments.results import read_jsonl
-from tools.reproduce import gates, saturation
+from tools.reproduce import cell, gates, saturation
 from tools.reproduce.pipeline import STAGES
 
 
@@ -21,13 +21,23 @@ def stage_statuses(run_dir):
     return out
 
 
-def metric_values(records):
-    """{metric: value} of scalar metrics (the last record of each wins)."""
-    return {
-        r["metric"]: r["value"]
-        for r in records
-        if "metric" in r and "value" in r and "batch" not in r
-    }
+def metric_records(records):
+    """{metric: record} of scalar metrics (the last record of each wins)."""
+    return {r["metric"]: r for r in records if "metric" in r and "value" in r and "batch" not in r}
+
+
+def arms_problem(gate, record):
+    """Why a quality gate's record cannot be reported, or None."""
+    if not gate.arms:
+        return None
+    arms = record.get("arms")
+    if not (isinstance(arms, dict) and {"reference", "test"} <= set(arms)):
+        return f"the {gate.metric} record does not name the two arms it compared"
+    try:
+        cell.check_arms(arms["reference"], arms["test"])
+    except cell.CellError as err:
+        return f"refused: {err}"
+    return None
 
 
 def saturation_section(records):
@@ -50,10 +60,10 @@ def build(run_dir, stage_set, stage_set_spec):
     statuses = stage_statuses(run_dir)
     run_done = statuses["run"]["done"]
     records = read_jsonl(Path(run_dir) / "stages" / "run" / "metrics.jsonl") if run_done else []
-    values = metric_values(records)
+    by_metric = metric_records(records)
     sat, min_r2 = saturation_section(records)
     if min_r2 is not None:
-        values["saturation_min_r2"] = min_r2
+        by_metric["saturation_min_r2"] = {"value": min_r2}
     measured = set(stage_set_spec["measurements"])
     results = []
     for gate in gates.GATES:
@@ -68,10 +78,12 @@ def build(run_dir, stage_set, stage_set_spec):
         elif not run_done:
             reason = statuses["run"].get("reason") or {"code": statuses["run"]["status"]}
             row.update(status="not_evaluated", reason=f"run stage {reason['code']}")
-        elif gate.metric not in values:
+        elif gate.metric not in by_metric:
             row.update(status="fail", reason=f"the run recorded no {gate.metric}")
+        elif arms_problem(gate, by_metric[gate.metric]):
+            row.update(status="fail", reason=arms_problem(gate, by_metric[gate.metric]))
         else:
-            value = values[gate.metric]
+            value = by_metric[gate.metric]["value"]
             row.update(value=value, status="pass" if gates.evaluate(gate, value) else "fail")
         results.append(row)
     applicable = [r for r in results if r["status"] != "not_applicable"]
@@ -86,6 +98,7 @@ def build(run_dir, stage_set, stage_set_spec):
         "description": stage_set_spec["description"],
         "run_id": Path(run_dir).name,
         "verdict": verdict,
+        "cell": stage_set_spec["cell"],
         "gates": results,
         "saturation": sat,
         "stages": statuses,
@@ -103,6 +116,8 @@ def markdown(report):
         f"This is the report of one run of stage set `{report['stage_set']}` "
         f"({report['description']}). It is generated from the run directory by "
         "tools/reproduce/report.py; the figures are in report.json.",
+        "",
+        f"Decode cell: {cell.label(report['cell'])}.",
         "",
         "## Gates",
         "",

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from tools.bazel.bzl_data import load_bzl
-from tools.reproduce import fork_pins, stages
+from tools.reproduce import cell, fork_pins, stages
 from tools.reproduce.pipeline import Pipeline, PipelineError
 
 STAGE_SETS_BZL = Path(__file__).resolve().parent / "stage_sets.bzl"
@@ -26,7 +26,14 @@ RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def load_stage_sets():
-    return load_bzl(STAGE_SETS_BZL)["STAGE_SETS"]
+    """STAGE_SETS of stage_sets.bzl, every stage set's decode cell checked."""
+    stage_sets = load_bzl(STAGE_SETS_BZL)["STAGE_SETS"]
+    for name, spec in stage_sets.items():
+        try:
+            cell.check(spec.get("cell"))
+        except cell.CellError as err:
+            raise cell.CellError(f"stage set {name}: {err}") from err
+    return stage_sets
 
 
 def results_root(env):

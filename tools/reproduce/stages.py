@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from experiments.results import atomic_write_json, atomic_write_text
+from tools.reproduce import cell
 from tools.reproduce import report as report_lib
 from tools.reproduce.fork_pins import fork_pins, load_lock, pair_forks
 from tools.reproduce.pipeline import PipelineError, Skip, external_runfile
@@ -145,6 +146,24 @@ def serving_venv(ctx, ws):
     return python
 
 
+# The recipe's check once FlashInfer is reinstalled over the one vLLM pulls in:
+# both import together (FlashInfer's version check would refuse the fork's build).
+IMPORT_CHECK = "import vllm, flashinfer"
+IMPORT_CHECK_ENV = {"FLASHINFER_DISABLE_VERSION_CHECK": "1"}
+
+
+def import_check(ctx, python):
+    """vLLM and the reinstalled FlashInfer import together in the serving environment."""
+    proc = ctx.run([python, "-c", IMPORT_CHECK], env=dict(ctx.env, **IMPORT_CHECK_ENV), check=False)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise PipelineError(
+            f"FLASHINFER_DISABLE_VERSION_CHECK=1 {python} -c {IMPORT_CHECK!r} failed after the "
+            f"install: {last}"
+        )
+    ctx.metric(kind="import_check", ok=True, command=IMPORT_CHECK, env=IMPORT_CHECK_ENV)
+
+
 def build(ctx):
     ctx.require_done("fetch")
     nvcc = toolchains().get("nvcc", {"available": False})
@@ -159,6 +178,7 @@ def build(ctx):
         [bazel, "run", *flags, "//third_party/forks:install_serving", "--", "--python", python],
         cwd=ws,
     )
+    import_check(ctx, python)
     for wheel in sorted((ws / "bazel-bin/third_party/forks").glob("*_wheel/*.whl")):
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
         ctx.metric(kind="wheel", wheel=wheel.name, sha256=digest)
@@ -172,12 +192,14 @@ def run(ctx):
     (env,) = [r for r in ctx.stage_metrics("build") if r.get("kind") == "serving_env"]
     # The programs import tools.reproduce.measure.common from this tree.
     run_env = dict(ctx.env, PYTHONPATH=str(MEASURE_DIR.parents[2]))
+    cell_json = cell.to_json(ctx.stage_set_spec["cell"])
+    ctx.log(f"cell: {cell.label(ctx.stage_set_spec['cell'])}")
     for measurement in ctx.stage_set_spec["measurements"]:
         program = MEASURE_DIR / f"{measurement}.py"
         if not program.exists():
             raise PipelineError(f"measurement {measurement} has no program {program}")
         out = ctx.dir / f"{measurement}.jsonl"
-        ctx.run([env["python"], program, "--out", out], env=run_env)
+        ctx.run([env["python"], program, "--out", out, "--cell", cell_json], env=run_env)
         for record in (json.loads(line) for line in out.read_text().splitlines() if line):
             ctx.metric(measurement=measurement, **record)
 

@@ -83,7 +83,7 @@ def main(argv=None):
     for name in ("flashinfer_decode_rel_err", "flashinfer_prefill_rel_err"):
         worst = max(r["value"] for r in records if r["metric"] == name)
         records.append({"metric": name, "value": worst, "over": "max kv_len"})
-    common.write_records(args.out, records)
+    common.write_records(args.out, records, args.cell)
     return 0
 
 

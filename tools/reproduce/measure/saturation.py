@@ -1,20 +1,20 @@
 """The saturation sweep: decode throughput over batch size B and context length T.
 
 For each context T and batch B the program serves B random-token prompts of
-length T through the forked vLLM (K16/V8 cache, KNLP_KV_CACHE_DTYPE) and times
+length T through the forked vLLM, built from the stage set's decode cell
+(--cell: model, dtype, K and V cache dtypes, attention backend), and times
 two generations: one token (prefill) and 1 + N tokens. Decode throughput is
 S = B * N / (t_(1+N) - t_1) tokens/s, so prefill does not enter it. The report
 fits S(B) = S_max B / (K_m + B) per T (tools/reproduce/saturation.py).
 
-Environment: KNLP_DECODE_MODEL (default Qwen/Qwen2.5-7B-Instruct, from the
-Hugging Face cache; HF_TOKEN from the environment if the hub needs it),
-KNLP_KV_CACHE_DTYPE (vLLM's kv_cache_dtype; default "auto").
+The model comes from the Hugging Face cache (HF_TOKEN from the environment if
+the hub needs it).
 """
 
-import os
 import sys
 import time
 
+from tools.reproduce import cell as cell_lib
 from tools.reproduce.measure import common
 
 BATCHES = (1, 2, 4, 8, 16, 32)
@@ -37,11 +37,9 @@ def main(argv=None):
 
     from vllm import LLM
 
-    model = os.environ.get("KNLP_DECODE_MODEL", "Qwen/Qwen2.5-7B-Instruct")
-    kv_dtype = os.environ.get("KNLP_KV_CACHE_DTYPE", "auto")
+    print(f"cell: {cell_lib.label(args.cell)}", flush=True)
     llm = LLM(
-        model=model,
-        kv_cache_dtype=kv_dtype,
+        **cell_lib.llm_kwargs(args.cell),
         max_model_len=max(CONTEXTS) + DECODE_TOKENS + 16,
         enable_prefix_caching=False,
         seed=args.seed,
@@ -64,12 +62,10 @@ def main(argv=None):
                     "batch": batch,
                     "context": context,
                     "value": batch * DECODE_TOKENS / (tn - t1),
-                    "model": model,
-                    "kv_cache_dtype": kv_dtype,
                 }
             )
             print(records[-1], flush=True)
-    common.write_records(args.out, records)
+    common.write_records(args.out, records, args.cell)
     return 0
 
 

@@ -53,6 +53,7 @@ def main(argv=None):
             },
             {"metric": "vllm_writer_v_rel_err", "value": v_rel},
         ],
+        args.cell,
     )
     return 0
 
