@@ -16,7 +16,7 @@ import os
 
 from experiments import plots
 from experiments.checks import Check
-from experiments.record import Summary
+from experiments.record import COMPARISON_FIELDS, Summary
 from experiments.results import atomic_write_json, atomic_write_text
 
 POINT_KEYS = (
@@ -156,6 +156,8 @@ def summary(inputs, done, found) -> Summary:
                 "mean": largest(res.values["ratios"])["speedup"],
                 "std": None,
                 "vs_reference": "reference" if res.step == inputs.reference else None,
+                # A ratio to the base at each point, not a test over seeds: no interval.
+                **dict.fromkeys(COMPARISON_FIELDS),
             }
             for res in done
         ],
