@@ -26,6 +26,7 @@ gpt2_inference.bzl.
 
 load("//experiments/ablations:steps.bzl", "RATIO_BASE", "RATIO_STEPS", "VARIANTS")
 load(":bench_decode.bzl", "BENCH_DECODE")
+load(":gpt2_inference.bzl", "GPT2_INFERENCE")
 load(
     ":gpt2_pruning.bzl",
     PRUNING_METHODS = "METHODS",
@@ -35,7 +36,6 @@ load(
     PRUNING_SCHEDULE = "SCHEDULE",
     PRUNING_TARGET = "TARGET",
 )
-load(":gpt2_inference.bzl", "GPT2_INFERENCE")
 load(":kvsplice_cache.bzl", "KV_CACHE")
 load(":pruning_matrix.bzl", "ADAM_FAMILY", "CPU_REDUCED", "CPU_RESNET", "LR", "MATRIX", "MODELS", "SCHEDULE", "SCHEDULE_ITERS", "WEIGHT_DECAY")
 
