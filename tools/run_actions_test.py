@@ -50,8 +50,8 @@ EDITS = {
     ),
     "summary": (
         "experiments/summary.py",
-        "A step is marked better or worse",
-        "A step is reported better or worse",
+        "Each step is compared with its reference",
+        "Every step is compared with its reference",
     ),
 }
 
