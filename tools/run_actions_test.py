@@ -173,8 +173,7 @@ def kill_and_resume(a: Checkout) -> dict:
     client = a.popen("build", [TARGET, *LONG])
     deadline = started + 900
     while time.time() < deadline and client.poll() is None:
-        runs = home() / ".cache/knlp/runs"
-        if any(p.stat().st_mtime > started for p in runs.glob("*/ckpt.pt")):
+        if own_checkpoint(home() / ".cache/knlp/runs", "step00-s1337", started):
             break
         time.sleep(0.5)
     assert client.poll() is None, "the long run ended before it wrote a checkpoint"
@@ -190,6 +189,19 @@ def kill_and_resume(a: Checkout) -> dict:
         "resumed_result": json.loads((run / "result.json").read_text()),
         "fresh_result": uninterrupted(a, run),
     }
+
+
+def own_checkpoint(runs: Path, run: str, since: float) -> bool:
+    """Whether `run` has written a checkpoint since `since`. The store is the user's, so
+    other runs' checkpoints (another experiment building beside this test) do not count."""
+    for ckpt in runs.glob("*/ckpt.pt"):
+        log = ckpt.parent / "log.txt"
+        try:
+            if ckpt.stat().st_mtime > since and f"{run}:" in log.read_text(errors="replace"):
+                return True
+        except FileNotFoundError:  # the run finished and its directory went meanwhile
+            continue
+    return False
 
 
 def uninterrupted(a: Checkout, run: Path) -> dict:
