@@ -7,8 +7,8 @@ and the time over which a test is named (SLOW_TEST_S). Each edit keeps the
 code's behaviour (the tests still pass, so the verdict is the passing path a
 researcher waits for) but changes its syntax tree, so it is a change to code,
 not to a comment. apply_edit refuses a tree whose file does not hold the line
-exactly once; `bazel test //tools:bench_gate_test` checks every edit against
-this tree and REFERENCE_BASELINE.
+exactly once; bench_gate checks every edit against both trees before it
+measures, and `bazel test //tools:bench_gate_test` against REFERENCE_BASELINE.
 """
 
 import ast
