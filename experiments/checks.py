@@ -50,6 +50,20 @@ class Check:
         return asdict(self)
 
 
+def table(found: list, subject: str, detail=str) -> list[str]:
+    """The Research checks table of a summary.md: markdown lines, a row per check.
+
+    `found` holds (subject, Check) pairs in the order to print (failing first);
+    `subject` names its column ("run", "class"); `detail` formats a detail.
+    """
+    lines = [f"| result | {subject} | check | detail |", "|---|---|---|---|"]
+    lines += [
+        f"| {'pass' if c.ok else '**FAIL**'} | {s} | {c.name} | {detail(c.detail)} |"
+        for s, c in found
+    ]
+    return lines
+
+
 # ---------------------------------------------------------------- the design
 
 

@@ -203,6 +203,19 @@ def test_a_costly_kvsplice_fails_its_quality_check_in_the_report(tmp_path):
     assert "- MLAKV: KVSplice quality: val loss +5.00% vs MLA" in md
 
 
+def test_the_checks_table_prints_each_check_in_the_given_order():
+    found = [
+        ("MLA", checks.Check("KV bytes", False, 0.25)),
+        ("GPT2", checks.Check("params", True, 1)),
+    ]
+    assert checks.table(found, "class", lambda d: f"<{d}>") == [
+        "| result | class | check | detail |",
+        "|---|---|---|---|",
+        "| **FAIL** | MLA | KV bytes | <0.25> |",
+        "| pass | GPT2 | params | <1> |",
+    ]
+
+
 def test_failed_checks_are_listed_first_and_strict_exits_nonzero(tmp_path, capsys):
     runs = [
         testing.run_result(

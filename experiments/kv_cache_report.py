@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from experiments import plots
+from experiments import checks, plots
 from experiments.checks import Check
 from experiments.record import COMPARISON_FIELDS, Summary
 from experiments.results import atomic_write_json, atomic_write_text
@@ -55,12 +55,8 @@ def write(inputs, out: str) -> list:
         f"{n_failed} of {len(found)} checks failed. This run trains nothing, so whether "
         "KVSplice's scale and shift move is checked where it trains (`gpt2_variants`).",
         "",
-        "| result | class | check | detail |",
-        "|---|---|---|---|",
     ]
-    lines += [
-        f"| {'pass' if c.ok else '**FAIL**'} | {s} | {c.name} | {c.detail} |" for s, c in found
-    ]
+    lines += checks.table(found, "class")
     os.makedirs(os.path.join(out, "plots"), exist_ok=True)
     plots.lines(
         {

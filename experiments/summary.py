@@ -576,10 +576,7 @@ def write(inputs, out: str, report: Report) -> list:
     lines += [""] + telemetry_table(step_telemetry(stats))
     lines += ["## Research checks", ""]
     lines.append(f"{sum(not c.ok for _, c in found)} of {len(found)} checks failed.")
-    lines += ["", "| result | run | check | detail |", "|---|---|---|---|"]
-    lines += [
-        f"| {'pass' if c.ok else '**FAIL**'} | {s} | {c.name} | {fmt(c.detail)} |" for s, c in found
-    ]
+    lines += [""] + checks.table(found, "run", fmt)
     lines += ["", "## Runs", ""]
     cols = report.columns
     lines.append("| " + " | ".join(h for _, h in cols) + " | status |")
