@@ -10,11 +10,14 @@ slices of a fixed pool, so the k micro-batches (or the ranks' shares) of one
 iteration concatenate to the one big batch. SGD is used on purpose: Adam is
 nearly invariant to the gradient's scale and would hide a missing division.
 The DDP ranks are forked children of the test process, meeting through a
-file:// rendezvous in the test's temp dir.
+file:// rendezvous in the test's temp dir. A rank that is not done after
+RANK_LIMIT_S writes every thread's stack to rank<r>.err and exits, so a hang
+fails the test with where it hung, inside Bazel's 60 s for a small test.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import multiprocessing
 import os
@@ -27,6 +30,8 @@ import torch.distributed as dist
 from experiments.trainer import DistInfo, TrainConfig, Trainer
 from models.gpt2 import zoo
 from models.gpt2.config import GPT2Config
+
+RANK_LIMIT_S = 40  # a rank takes about 2 s; Bazel kills a small test at 60 s
 
 VOCAB, SEQ, ITERS, EVAL_ITERS = 64, 8, 3, 2
 
@@ -135,6 +140,8 @@ def _rank(rank, world, batch, grad_accum, out):
     rank starts in milliseconds instead of seconds. Any failure is written to
     rank<r>.err for the test to show.
     """
+    hang = open(os.path.join(out, f"rank{rank}.err"), "w")
+    faulthandler.dump_traceback_later(RANK_LIMIT_S, exit=True, file=hang)
     try:
         torch.set_num_threads(1)  # no OpenMP pool inherited from the parent
         dist.init_process_group(
@@ -151,9 +158,17 @@ def _rank(rank, world, batch, grad_accum, out):
             json.dump(summary(res), f)
         dist.destroy_process_group()
     except BaseException:
-        with open(os.path.join(out, f"rank{rank}.err"), "w") as f:
-            f.write(traceback.format_exc())
+        hang.write(traceback.format_exc())
         raise
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        hang.close()
+
+
+def _ends(report: str, n: int = 3000) -> str:
+    """A rank's report cut to its ends: a stack dump's innermost frames come first,
+    a traceback's last."""
+    return report if len(report) <= 2 * n else report[:n] + "\n...\n" + report[-n:]
 
 
 def test_ddp_two_ranks_match_one_process_on_the_combined_batch(tmp_path):
@@ -166,12 +181,12 @@ def test_ddp_two_ranks_match_one_process_on_the_combined_batch(tmp_path):
         p.start()
     expected = summary(one.fit())  # the single process runs while the ranks do
     for r, p in enumerate(procs):
-        p.join(timeout=300)
+        p.join(timeout=RANK_LIMIT_S + 5)
         if p.is_alive():
             p.kill()
         err = tmp_path / f"rank{r}.err"
         assert p.exitcode == 0, f"rank {r} exit {p.exitcode}:\n" + (
-            err.read_text()[-3000:] if err.exists() else ""
+            _ends(err.read_text()) if err.exists() else ""
         )
     for r in range(world):
         state = torch.load(tmp_path / f"rank{r}.pt")
