@@ -17,29 +17,12 @@ import json
 import os
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from data.text import open_dataset
+from experiments.bigram import BigramLM
 from experiments.trainer import TrainConfig, Trainer, setup_distributed
 
 DATASET = "shakespeare_char"
-
-
-class BigramLM(nn.Module):
-    """Next-token logits from the current token through a low-rank table."""
-
-    def __init__(self, vocab: int = 50304, dim: int = 32):
-        super().__init__()
-        self.emb = nn.Embedding(vocab, dim)
-        self.out = nn.Linear(dim, vocab, bias=False)
-
-    def forward(self, idx, targets=None):
-        logits = self.out(self.emb(idx))
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-        return logits, loss
 
 
 def main(argv=None) -> int:

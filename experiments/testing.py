@@ -4,7 +4,7 @@ One copy of what the tests of the trainer, the kinds, the report, the
 installer and the run actions share:
 
   BigramLM, Linear, Batches   tiny models the trainer trains in milliseconds
-                              (BigramLM is experiments/ddp_check.py's, which trains it too)
+                              (BigramLM is experiments/bigram.py's)
   steps(experiment, profile)  an experiment's steps, as Bazel lists them from
                               experiments/experiments.bzl (//experiments:steps)
   run_spec, write_run_spec    the spec.json experiments/defs.bzl writes for one run
@@ -32,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from experiments import profiles
-from experiments.ddp_check import BigramLM
+from experiments.bigram import BigramLM
 from experiments.record import SCHEMA, RunResult, RunSpec
 from experiments.results import JsonlWriter, atomic_write_json
 from experiments.run_profile import Profile
