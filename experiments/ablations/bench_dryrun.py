@@ -6,8 +6,9 @@ Prints, with medians over --repeat runs:
   in-process   all 19 steps in one fresh Python process (imports included),
                one after the other: the baseline;
   bazel cold   `bazel test //experiments/ablations:dryrun_steps` with
-               --nocache_test_results: every step's test runs (19 processes,
-               as many side by side as Bazel's jobs allow), build outputs kept;
+               --nocache_test_results: every step's test case runs (in the
+               target's shards, side by side as Bazel's jobs allow), build
+               outputs kept;
   bazel warm   the same with nothing changed: every result from the cache;
 and, for each model file, how many tests rerun after editing it (from
 `bazel query`, the py_test targets that depend on that file).

@@ -1,7 +1,7 @@
 """Discovery by convention: every GPT-2 class in this package, with no registry.
 
 The naming convention, stated once here (the BUILD glob `gpt2*.py` and
-experiments/ablations/dryrun.bzl's `cls.lower()` follow it):
+experiments/BUILD.bazel's `.lower()` of a run program's class follow it):
 
 - a model class lives in its own module of models/gpt2 named after it in lower
   case (GPT2_MLA_KV in gpt2_mla_kv.py), so every class module matches `gpt2*.py`;
