@@ -2,6 +2,7 @@
 
     tools/gpu_acceptance.sh OUTDIR             # on the GPU host: everything, < 8 min
     tools/gpu_acceptance.sh --dry-run OUTDIR   # anywhere: what needs no GPU (the gate)
+    tools/gpu_acceptance.sh --part kernels OUTDIR   # steps 1 to 3 only (PARTS)
 
 The GPU hosts have python3 with torch (CUDA), nvcc, pytest and no Bazel, so
 this runs from a plain checkout. Steps, each timed and recorded even when
@@ -40,6 +41,11 @@ running them and parses the benchmark's arguments, and runs steps 4 to 6 on
 the CPU at tiny size (the syncs counted are the trainer's host reads, by a
 host clock in place of CUDA events); it measures nothing and says so in
 summary.md.
+
+--part picks the steps of one part (PARTS): `kernels` (1 to 3: nvcc, the
+kernel sources, the GPU tests) or `models` (4 to 6 and the tokens' check: the
+trainer and the models). The gate dry-runs each part in a test of its own, so
+an edit of the trainer reruns the models' steps and not the compile.
 """
 
 import argparse
@@ -74,6 +80,13 @@ SYNC_WARNING = "called a synchronizing CUDA operation"  # torch's text in sync d
 # The dry run's model: the cpu profile's trunk, smaller, on the carried BPE tokens.
 DRY_PROFILE = {"block_size": 32, "dims": {"n_layer": 2, "n_head": 2, "n_embd": 64}}
 DRY_TRAIN = {"batch_size": 2}
+
+# --part: the steps each part runs, by the names Steps records.
+PARTS = {
+    "kernels": ("compile", "gpu tests", "bench arguments", "decode benchmark"),
+    "models": ("data", "gpt2 inference", "host syncs", "gpt2 training"),
+}
+PARTS["all"] = PARTS["kernels"] + PARTS["models"]
 
 
 class AcceptanceError(Exception):
@@ -164,12 +177,16 @@ def run(cmd, log, env=None, timeout=None):
 
 
 class Steps:
-    """Runs named steps, recording status and wall time; a failure does not stop the rest."""
+    """Runs the named steps of `names`, recording status and wall time; a failure
+    does not stop the rest, and a step not in `names` does not run."""
 
-    def __init__(self):
+    def __init__(self, names):
+        self.names = names
         self.rows = []
 
     def __call__(self, name, fn):
+        if name not in self.names:
+            return True
         t0 = time.monotonic()
         try:
             detail = fn() or ""
@@ -475,7 +492,8 @@ def summary(args, arch, steps, extra):
         "# GPU acceptance" + (" (DRY RUN: nothing was measured)" if args.dry_run else ""),
         "",
         f"Architecture {arch}; {extra.get('device', 'no GPU used')}. All steps took "
-        f"{extra['total_seconds']} s (budget on an H100: {BUDGET_S} s).",
+        f"{extra['total_seconds']} s (budget on an H100: {BUDGET_S} s)."
+        + ("" if args.part == "all" else f" Only the {args.part} part's steps ran (--part)."),
         "",
         "| step | status | seconds | detail |",
         "|---|---|---:|---|",
@@ -504,6 +522,7 @@ def parse_args(argv):
     p.add_argument("outdir", type=Path, help="where results go (created; must be empty or new)")
     p.add_argument("--dry-run", action="store_true", help="only what needs no GPU")
     p.add_argument("--arch", help="CUDA arch to compile (default: the GPU's; sm_90 in a dry run)")
+    p.add_argument("--part", choices=sorted(PARTS), default="all", help="the steps to run")
     args = p.parse_args(argv)
     archs = cuda_archs()
     if args.arch is not None and args.arch not in archs:
@@ -537,7 +556,7 @@ def main(argv=None):
     log = out / "log.txt"
     lib_dir = out / "lib"
     env = dict(os.environ, KNLP_KERNELS_LIB_DIR=str(lib_dir), PYTHONPATH=str(ROOT))
-    steps = Steps()
+    steps = Steps(PARTS[args.part])
     started = time.monotonic()
     steps("data", lambda: json.dumps(check_data()))
     steps("compile", lambda: compile_step(arch, lib_dir, log))
@@ -564,7 +583,8 @@ def main(argv=None):
         steps("host syncs", lambda: host_sync_step(out / "syncs", False))
         steps("gpt2 training", lambda: loop_mfu_step(out / "train", False, extra))
     extra["total_seconds"] = round(time.monotonic() - started, 1)
-    result = {"dry_run": args.dry_run, "arch": arch, "steps": steps.rows, **extra}
+    result = {"dry_run": args.dry_run, "part": args.part, "arch": arch, "steps": steps.rows}
+    result.update(extra)
     atomic_write_text(out / "results.json", json.dumps(result, indent=2) + "\n")
     write_csv(str(out / "steps.csv"), ["step", "status", "seconds", "detail"], steps.rows)
     atomic_write_text(out / "summary.md", summary(args, arch, steps.rows, extra))

@@ -5,6 +5,11 @@ The dry run compiles the kernels with nvcc and the flags of GPU_COMPILE_FLAGS
 the GPU tests, parses the benchmark's arguments, and runs the inference, host
 sync and loop steps at tiny size on the CPU; it must stay under 60 s on an
 idle machine (checked as CPU time, since the gate's machine is shared).
+
+The gate runs it in its two parts (--part, PARTS): tools:gpu_acceptance_test
+runs every test here but the models part's, which tools:gpu_acceptance_models_test
+runs (`-k models`), so an edit of the trainer or a model reruns the models'
+steps and not the compile.
 """
 
 import json
@@ -21,6 +26,7 @@ from kernels import objcheck
 from tools import gpu_acceptance
 
 SCRIPT = Path(gpu_acceptance.__file__).with_name("gpu_acceptance.sh")
+CPU_BUDGET_S = {"kernels": 40, "models": 20}  # measured: 18.2 and 6.9 s, 2-core machine, quiet
 
 
 def run(*args):
@@ -35,25 +41,42 @@ def _cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def test_dry_run_compiles_reads_data_and_collects(tmp_path):
-    out = tmp_path / "out"
+def dry_run(out, part):
+    """`--dry-run --part PART OUT`: the results, the steps by name, wall and CPU seconds."""
     t0, cpu0 = time.monotonic(), _cpu_seconds()
-    proc = run("--dry-run", out)
+    proc = run("--dry-run", "--part", part, out)
     seconds, cpu = time.monotonic() - t0, _cpu_seconds() - cpu0
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads((out / "results.json").read_text())
-    assert result["dry_run"] and result["arch"] == "sm_90"
+    assert result["dry_run"] and result["part"] == part and result["arch"] == "sm_90"
     steps = {r["step"]: r for r in result["steps"]}
-    assert list(steps) == [
-        "data",
-        "compile",
-        "gpu tests",
-        "bench arguments",
-        "gpt2 inference",
-        "host syncs",
-        "gpt2 training",
-    ]
     assert all(r["status"] == "ok" for r in steps.values()), steps
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith("# GPU acceptance (DRY RUN: nothing was measured)")
+    assert f"Only the {part} part's steps ran" in summary
+    assert (out / "steps.csv").read_text().splitlines()[0] == "step,status,seconds,detail"
+    # The dry run's budget is 60 s on an idle machine, shared by its two parts.
+    # The gate's machines are shared, so wall time is reported and CPU time
+    # (each part is serial) is what must fit.
+    print(f"dry run of {part}: {seconds:.1f} s wall, {cpu:.1f} s CPU")
+    assert cpu < CPU_BUDGET_S[part], f"{part} used {cpu:.0f} s of CPU ({seconds:.0f} s wall)"
+    return steps, summary
+
+
+def test_kernels_dry_run_compiles_and_collects(tmp_path):
+    out = tmp_path / "out"
+    steps, _ = dry_run(out, "kernels")
+    assert list(steps) == ["compile", "gpu tests", "bench arguments"]
+    assert "kernels/gpu_test.py" in steps["gpu tests"]["detail"]
+    code = objcheck.device_code(out / "lib/libdecode_cuda.so", ["decode_kernel"])
+    assert {(c.arch, c.elf_arch) for c in code} == {("sm_90", "sm_90")}
+    assert any(c.symbols == ["decode_kernel"] for c in code), code
+
+
+def test_models_dry_run_reads_data_infers_and_trains(tmp_path):
+    out = tmp_path / "out"
+    steps, summary = dry_run(out, "models")
+    assert list(steps) == ["data", "gpt2 inference", "host syncs", "gpt2 training"]
     inference = json.loads((out / "inference/inference.json").read_text())
     assert not inference["measured"] and len(inference["ratios"]) == len(inference["points"])
     assert inference["declared"]["size"] == "124m" and inference["declared"]["dtype"] == "bfloat16"
@@ -66,18 +89,13 @@ def test_dry_run_compiles_reads_data_and_collects(tmp_path):
     assert not train["measured"] and train["before"]["tokens_per_s"] > 0
     assert train["after"]["tokens_per_s"] > 0 and train["gpu_runtime"] is None
     assert json.loads(steps["data"]["detail"]) == {"train_tokens": 1487682, "val_tokens": 78319}
-    assert "kernels/gpu_test.py" in steps["gpu tests"]["detail"]
-    code = objcheck.device_code(out / "lib/libdecode_cuda.so", ["decode_kernel"])
-    assert {(c.arch, c.elf_arch) for c in code} == {("sm_90", "sm_90")}
-    assert any(c.symbols == ["decode_kernel"] for c in code), code
-    summary = (out / "summary.md").read_text()
-    assert summary.startswith("# GPU acceptance (DRY RUN: nothing was measured)")
     assert "## Training loop: before and after" in summary and "| GPT2_MLA_KV | 16 | 2 |" in summary
-    assert (out / "steps.csv").read_text().splitlines()[0] == "step,status,seconds,detail"
-    # The budget is 60 s on an idle machine. The gate's machines are shared, so
-    # wall time is reported and CPU time (the dry run is serial) is what must fit.
-    print(f"dry run: {seconds:.1f} s wall, {cpu:.1f} s CPU")
-    assert cpu < 60, f"the dry run used {cpu:.0f} s of CPU ({seconds:.0f} s wall)"
+
+
+def test_the_parts_are_every_step_once():
+    kernels, models = gpu_acceptance.PARTS["kernels"], gpu_acceptance.PARTS["models"]
+    assert not set(kernels) & set(models)
+    assert gpu_acceptance.PARTS["all"] == kernels + models
 
 
 def test_compiles_with_the_build_flag_table():
@@ -95,7 +113,12 @@ def test_compiles_with_the_build_flag_table():
         (["--dry-run", "--arch", "sm_42", "{out}"], "--arch sm_42 is not a CUDA GPU target's arch"),
         (["--dry-run", "{full}"], "exists and is not an empty directory"),
         ([], "the following arguments are required: outdir"),
+        (
+            ["--part", "gpu", "{out}"],
+            "invalid choice: 'gpu' (choose from 'all', 'kernels', 'models')",
+        ),
     ],
+    ids=["arch", "outdir", "no-outdir", "part"],  # no "models": see the module's docstring
 )
 def test_bad_arguments_are_refused(tmp_path, args, message):
     full = tmp_path / "full"
