@@ -5,10 +5,10 @@
 Prints, with medians over --repeat runs:
   in-process   all 19 steps in one fresh Python process (imports included),
                one after the other: the baseline;
-  bazel cold   `bazel test //experiments/ablations:dryrun_steps` with
-               --nocache_test_results: every step's test case runs (in the
-               target's shards, side by side as Bazel's jobs allow), build
-               outputs kept;
+  bazel cold   `bazel test //experiments/ablations:dryrun_test` with
+               --nocache_test_results and `-k test_dryrun_step`: every step's
+               test case runs (in the target's shards, side by side as
+               Bazel's jobs allow), build outputs kept;
   bazel warm   the same with nothing changed: every result from the cache;
 and, for each model file, how many tests rerun after editing it (from
 `bazel query`, the py_test targets that depend on that file).
@@ -30,6 +30,10 @@ for i in reg.step_ids():
     dryrun.dry_run_step(reg, i)
 print(time.perf_counter() - t)
 """
+
+
+# The 19 steps' cases of dryrun_test, without the classes' and the pruners'.
+STEPS_ONLY = ["--test_arg=-k", "--test_arg=test_dryrun_step"]
 
 
 def timed(cmd, **kwargs):
@@ -78,12 +82,12 @@ def main(argv=None):
         if not workspace:
             print("(bazel figures need `bazel run`, which sets BUILD_WORKSPACE_DIRECTORY)")
         return 0
-    target = "//experiments/ablations:dryrun_steps"
-    bazel(workspace, "build", target)  # build outputs in place; tests not run
+    target = ["//experiments/ablations:dryrun_test", *STEPS_ONLY]
+    bazel(workspace, "build", *target)  # build outputs in place; tests not run
     cold = [
-        bazel(workspace, "test", "--nocache_test_results", target)[0] for _ in range(args.repeat)
+        bazel(workspace, "test", "--nocache_test_results", *target)[0] for _ in range(args.repeat)
     ]
-    warm = [bazel(workspace, "test", target)[0] for _ in range(args.repeat)]
+    warm = [bazel(workspace, "test", *target)[0] for _ in range(args.repeat)]
     b = statistics.median(base)
     for name, runs in (("bazel cold", cold), ("bazel warm", warm)):
         m = statistics.median(runs)

@@ -1,11 +1,12 @@
 """Dry-run of every RATIO step of steps.bzl: the numeric pass and the meta pass.
 
-One Bazel target, `dryrun_steps`, runs all 19 steps in two shards: a step's
-dry run costs about 1.4 s once torch is imported (2 s), so 19 processes of one
-step each spent most of their time importing (tools/README.md has the
-figures). Each step is still its own test case, named step_<id>:
+The Bazel target `dryrun_test` runs all 19 steps, with the classes' and the
+pruners' dry runs, in two shards: a step's dry run costs about 1.4 s once
+torch is imported (2 s), so 19 processes of one step each spent most of their
+time importing (tools/README.md has the figures). Each step is still its own
+test case, named step_<id>:
 
-    bazel test //experiments/ablations:dryrun_steps --test_arg=-k --test_arg=step_8
+    bazel test //experiments/ablations:dryrun_test --test_arg=-k --test_arg=step_8
 """
 
 import pytest

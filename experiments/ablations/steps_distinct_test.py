@@ -8,7 +8,7 @@ whose model options differ must differ in the fingerprint, and two steps with
 the same model must differ in what they train with (optimizer or pruning).
 
 A step whose declaration is invalid is left out of the comparison: its own
-case of `dryrun_steps` fails and names it, and this test keeps checking the
+case of `dryrun_test` fails and names it, and this test keeps checking the
 others, so one broken step fails exactly one step's dry-run case.
 """
 
