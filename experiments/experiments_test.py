@@ -27,6 +27,7 @@ from experiments import (
     vision_step,
 )
 from experiments.ablations import registry
+from experiments.bigram import BigramLM
 from experiments.record import RunResult
 from experiments.results import dumps, read_json, read_jsonl
 from experiments.step_build import StepBuild
@@ -265,7 +266,7 @@ def test_pruning_matrix_cells_reach_their_target_sparsities(tmp_path):
     assert {"test_acc.png", "accuracy_vs_sparsity.png"} <= plots and "val_ppl.png" not in plots
 
 
-class _NaN(testing.BigramLM):
+class _NaN(BigramLM):
     def forward(self, idx, targets=None):
         logits, loss = super().forward(idx, targets)
         return logits, loss * float("nan")

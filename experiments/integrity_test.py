@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from experiments import install, report, results, run_step, testing
+from experiments.bigram import BigramLM
 from experiments.record import RecordError, RunResult, Summary
 from experiments.results import ResultsError, atomic_write_json, read_json
 from experiments.trainer import TrainConfig, Trainer
@@ -227,7 +228,7 @@ def test_killed_step_without_checkpoint_says_it_restarts(tmp_path):
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text('{"iter": 0, "kind": "train", "loss": 4.0}\n')
     said = []
-    model = testing.BigramLM(vocab=64, dim=8)
+    model = BigramLM(vocab=64, dim=8)
     trainer = Trainer(
         model=model,
         optimizer=torch.optim.AdamW(model.parameters()),

@@ -1,10 +1,11 @@
-"""Test fixtures of experiments/ (testonly): tiny models, a run's spec, a tiny experiment.
+"""Test fixtures of experiments/ (testonly): a run's spec, its record, a tiny experiment.
 
 One copy of what the tests of the trainer, the kinds, the report, the
-installer and the run actions share:
+installer and the run actions share. It imports no torch, so the tests of the
+record, the report, the tracker and the installer do not either; the tiny
+models the trainer's tests train are in experiments/testing_models.py and
+experiments/bigram.py.
 
-  BigramLM, Linear, Batches   tiny models the trainer trains in milliseconds
-                              (BigramLM is experiments/bigram.py's)
   steps(experiment, profile)  an experiment's steps, as Bazel lists them from
                               experiments/experiments.bzl (//experiments:steps)
   run_spec, write_run_spec    the spec.json experiments/defs.bzl writes for one run
@@ -27,20 +28,12 @@ import json
 import os
 from pathlib import Path
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
 from experiments import profiles
-from experiments.bigram import BigramLM
 from experiments.record import SCHEMA, RunResult, RunSpec
 from experiments.results import JsonlWriter, atomic_write_json
 from experiments.run_profile import Profile
 
 __all__ = [
-    "BigramLM",
-    "Batches",
-    "Linear",
     "declared_steps",
     "find_step",
     "gate_runfiles",
@@ -55,36 +48,6 @@ __all__ = [
 ]
 
 HERE = Path(__file__).parent
-
-# ---------------------------------------------------------------- tiny models
-
-
-class Linear(nn.Module):
-    """y = x w + b, squared error: `model(x, y)` returns (prediction, loss). Five weights,
-    the same ones every time it is built."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.lin = nn.Linear(4, 1)
-
-    def forward(self, x, y):
-        pred = self.lin(x)
-        return pred, F.mse_loss(pred, y)
-
-
-class Batches:
-    """Linear's batches: random rows with a linear target (val shifted by 1); counts the
-    draws per split."""
-
-    def __init__(self, batch=4):
-        self.batch, self.calls = batch, {"train": 0, "val": 0}
-
-    def __call__(self, split, gen):
-        self.calls[split] += 1
-        x = torch.randn(self.batch, 4, generator=gen)
-        return x, x.sum(-1, keepdim=True) + (1.0 if split == "val" else 0.0)
-
 
 # ---------------------------------------------------------------- a run's spec
 

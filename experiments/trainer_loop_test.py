@@ -24,7 +24,7 @@ import torch
 
 from experiments import telemetry
 from experiments.results import read_jsonl
-from experiments.testing import Batches, Linear
+from experiments.testing_models import Batches, Linear
 from experiments.trainer import (
     DistInfo,
     TrainConfig,

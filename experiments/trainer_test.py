@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from data.text import open_dataset
+from experiments.bigram import BigramLM
 from experiments.ddp_check import DATASET
 from experiments.results import read_jsonl
-from experiments.testing import BigramLM
 from experiments.trainer import TrainConfig, Trainer, TrainingFailure, lr_at, optimizer_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
