@@ -2,7 +2,7 @@
 
 Linear has five weights and trains in milliseconds; the trainer's loop tests
 (experiments/trainer_loop_test.py) train it through experiments/trainer.py.
-The character-level BigramLM is experiments/bigram.py's.
+The BigramLM is experiments/bigram.py's.
 """
 
 import torch

@@ -10,7 +10,7 @@ mutation run (//tools:mutation) showed these untested. The GPU loop's control
 flow (losses read once per record, NaN found there, a stop request read
 before its checkpoint) runs here with a host clock standing in for CUDA
 events, and the telemetry sampler's means reach the records. The model and
-its batches are experiments/testing.py's Linear and Batches.
+its batches are experiments/testing_models.py's Linear and Batches.
 """
 
 import math

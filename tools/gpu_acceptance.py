@@ -2,7 +2,7 @@
 
     tools/gpu_acceptance.sh OUTDIR             # on the GPU host: everything, < 8 min
     tools/gpu_acceptance.sh --dry-run OUTDIR   # anywhere: what needs no GPU (the gate)
-    tools/gpu_acceptance.sh --part kernels OUTDIR   # steps 1 to 3 only (PARTS)
+    tools/gpu_acceptance.sh --part kernels OUTDIR  # steps 1 to 3 (PARTS)
 
 The GPU hosts have python3 with torch (CUDA), nvcc, pytest and no Bazel, so
 this runs from a plain checkout. Steps, each timed and recorded even when
@@ -178,15 +178,18 @@ def run(cmd, log, env=None, timeout=None):
 
 class Steps:
     """Runs the named steps of `names`, recording status and wall time; a failure
-    does not stop the rest, and a step not in `names` does not run."""
+    does not stop the rest, and a step not in `names` does not run. A step that
+    is in no part (PARTS) is refused, so a new step cannot be skipped unseen."""
 
     def __init__(self, names):
         self.names = names
         self.rows = []
 
     def __call__(self, name, fn):
+        if name not in PARTS["all"]:
+            raise AcceptanceError(f"step {name!r} is in no part of PARTS; add it to one")
         if name not in self.names:
-            return True
+            return
         t0 = time.monotonic()
         try:
             detail = fn() or ""
@@ -198,7 +201,6 @@ class Steps:
              "detail": str(detail)}
         )  # fmt: skip
         print(f"[{status}] {name} ({self.rows[-1]['seconds']} s) {detail}", flush=True)
-        return status == "ok"
 
 
 def compile_step(arch, lib_dir, log):

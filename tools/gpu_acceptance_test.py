@@ -7,9 +7,11 @@ sync and loop steps at tiny size on the CPU; it must stay under 60 s on an
 idle machine (checked as CPU time, since the gate's machine is shared).
 
 The gate runs it in its two parts (--part, PARTS): tools:gpu_acceptance_test
-runs every test here but the models part's, which tools:gpu_acceptance_models_test
-runs (`-k models`), so an edit of the trainer or a model reruns the models'
-steps and not the compile.
+runs every test here but test_models_dry_run_reads_data_infers_and_trains,
+which tools:gpu_acceptance_models_test runs (`-k test_models_dry_run`), so an
+edit of the trainer or a model reruns the models' steps and not the compile.
+No test runs the whole dry run (`--part all`): its steps are the two parts'
+(test_the_parts_are_every_step_once), and Steps refuses a step in neither.
 """
 
 import json
@@ -98,6 +100,16 @@ def test_the_parts_are_every_step_once():
     assert gpu_acceptance.PARTS["all"] == kernels + models
 
 
+def test_steps_run_their_part_and_refuse_a_step_in_none():
+    ran = []
+    steps = gpu_acceptance.Steps(gpu_acceptance.PARTS["kernels"])
+    steps("compile", lambda: ran.append("compile"))
+    steps("data", lambda: ran.append("data"))  # the other part's: not run, not recorded
+    assert ran == ["compile"] and [r["step"] for r in steps.rows] == ["compile"]
+    with pytest.raises(gpu_acceptance.AcceptanceError, match="step 'lint' is in no part"):
+        steps("lint", lambda: None)
+
+
 def test_compiles_with_the_build_flag_table():
     cmd = gpu_acceptance.nvcc_command("sm_86", Path("x.so"))
     table = gpu_acceptance.bzl_value(gpu_acceptance.TARGETS_BZL, "GPU_COMPILE_FLAGS")["cuda"]
@@ -113,12 +125,9 @@ def test_compiles_with_the_build_flag_table():
         (["--dry-run", "--arch", "sm_42", "{out}"], "--arch sm_42 is not a CUDA GPU target's arch"),
         (["--dry-run", "{full}"], "exists and is not an empty directory"),
         ([], "the following arguments are required: outdir"),
-        (
-            ["--part", "gpu", "{out}"],
-            "invalid choice: 'gpu' (choose from 'all', 'kernels', 'models')",
-        ),
+        (["--part", "gpu", "{out}"], "argument --part: invalid choice: 'gpu'"),
     ],
-    ids=["arch", "outdir", "no-outdir", "part"],  # no "models": see the module's docstring
+    ids=["arch", "outdir", "no-outdir", "part"],
 )
 def test_bad_arguments_are_refused(tmp_path, args, message):
     full = tmp_path / "full"
@@ -130,7 +139,7 @@ def test_bad_arguments_are_refused(tmp_path, args, message):
 
 
 def test_without_a_gpu_the_full_run_says_so(tmp_path):
-    proc = run(tmp_path / "out")
+    proc = run("--part", "kernels", tmp_path / "out")
     if proc.returncode == 0:
         pytest.skip("a GPU is visible: the full run belongs on the GPU host, not in the gate")
     assert proc.returncode == 2 and "no GPU visible" in proc.stderr, proc.stderr

@@ -1,7 +1,7 @@
 """Dry-run of every RATIO step of steps.bzl: the numeric pass and the meta pass.
 
 The Bazel target `dryrun_test` runs all 19 steps, with the classes' and the
-pruners' dry runs, in two shards: a step's dry run costs about 1.4 s once
+pruners' dry runs, in a few shards: a step's dry run costs about 1.4 s once
 torch is imported (2 s), so 19 processes of one step each spent most of their
 time importing (tools/README.md has the figures). Each step is still its own
 test case, named step_<id>:

@@ -1,7 +1,7 @@
 """The ablation registry: every RATIO step and model-variant prefix, declared once.
 
-This file holds literals only. Starlark loads it (BUILD.bazel generates one
-dry-run test per step from RATIO_STEPS) and Python reads the same text
+This file holds literals only. Starlark loads it (experiments/experiments.bzl
+lists each experiment's steps from RATIO_STEPS) and Python reads the same text
 (registry.py evaluates each literal), so a step exists in exactly one place.
 
 VARIANTS: prefix -> the model class (found by convention in models/gpt2) and
