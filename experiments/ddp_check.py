@@ -20,7 +20,8 @@ import torch
 
 from data.text import open_dataset
 from experiments.bigram import BigramLM
-from experiments.trainer import TrainConfig, Trainer, setup_distributed
+from experiments.distributed import setup_distributed
+from experiments.trainer import TrainConfig, Trainer
 
 DATASET = "shakespeare_char"
 

@@ -27,7 +27,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from experiments.trainer import DistInfo, TrainConfig, Trainer
+from experiments.distributed import DistInfo
+from experiments.trainer import TrainConfig, Trainer
 from models.gpt2 import zoo
 from models.gpt2.config import GPT2Config
 

@@ -122,7 +122,7 @@ def parse_args(argv):
 
 def relaunch_under_torchrun(gpus: int) -> None:
     """A multi-GPU profile trains one process per GPU: re-executes this program under
-    torchrun, which sets WORLD_SIZE (experiments/trainer.py setup_distributed)."""
+    torchrun, which sets WORLD_SIZE (experiments/distributed.py setup_distributed)."""
     argv = [
         sys.executable,
         "-m",
@@ -165,8 +165,8 @@ class Run:
         import torch
 
         from experiments import gpu_runtime
+        from experiments.distributed import setup_distributed
         from experiments.store import DeviceLock, RunStore, StoreError
-        from experiments.trainer import setup_distributed
 
         self.info, self.device = setup_distributed(self.profile.device)
         if self.profile.threads:

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
+from experiments.distributed import DistInfo
 from experiments.results import JsonlWriter, atomic_write, repair_jsonl
 from experiments.train_config import TrainConfig
 from pruning import schedule
@@ -86,38 +87,6 @@ def optimizer_step(optimizer, params, grad_clip: float) -> None:
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()
-
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
-def setup_distributed(device: str) -> tuple[DistInfo, str]:
-    """Joins the torchrun process group when WORLD_SIZE > 1; returns (info, device)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo(), device
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if device.startswith("cuda"):
-        device = f"cuda:{local}"
-        torch.cuda.set_device(device)
-        backend = "nccl"
-    else:
-        backend = "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
-    return DistInfo(rank=rank, local_rank=local, world_size=world), device
 
 
 def _loss_of(out) -> torch.Tensor:
