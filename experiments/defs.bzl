@@ -34,7 +34,7 @@ load("//containers/platforms:pools.bzl", "gpu_exec_group", "gpu_exec_groups")
 load("//data:datasets.bzl", "BUILT", "IN_VENV", "PREPARED")
 load("//experiments:profiles.bzl", "PROFILES")
 load("//experiments/settings:settings.bzl", "SettingInfo", "duration_seconds")
-load(":experiments.bzl", "EXPERIMENTS", "experiment_reference", "program_keys", "program_label")
+load(":experiments.bzl", "EXPERIMENTS", "TRAINING_KINDS", "experiment_reference", "program_keys", "program_label")
 
 # What a run's action writes, by whether its kind trains.
 TRAIN_OUTPUTS = ["metrics.jsonl", "log.txt", "model.pt", "result.json"]
@@ -166,7 +166,7 @@ def _run_action(ctx, settings, step, seed, profile, programs, data, venv_info):
     lines.add(spec, format = "spec.json\t%s")
     lines.add_all(listed, map_each = _input_line)
     ctx.actions.write(inputs_list, lines)
-    trains = step.kind in ("gpt2", "vision")
+    trains = step.kind in TRAINING_KINDS
     outputs = [ctx.actions.declare_file(base + f) for f in (TRAIN_OUTPUTS if trains else MEASURE_OUTPUTS)]
     args = ctx.actions.args()
     args.add("--spec", spec)

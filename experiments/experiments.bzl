@@ -42,6 +42,10 @@ load(":pruning_matrix.bzl", "ADAM_FAMILY", "CPU_REDUCED", "CPU_RESNET", "LR", "M
 # The model classes of the GPT-2 zoo that a step program is built for.
 GPT2_CLASSES = sorted({v["class"]: None for v in VARIANTS.values()}.keys())
 
+# The kinds whose runs train (a TrainRun, through experiments/trainer.py); the
+# others measure (a MeasureRun) and their programs do not include the trainer.
+TRAINING_KINDS = ["gpt2", "vision"]
+
 def _step(name, label, kind, program, declaration, dataset = None, aliases = [], seeded = True):
     return struct(
         name = name,
