@@ -1,9 +1,9 @@
 """Which process of a torchrun group this is, and joining the group.
 
-Every run's action calls setup_distributed, whatever its kind: a training
-step (experiments/trainer.py), a measurement (experiments/run_step.py) and
-the DDP smoke run (experiments/ddp_check.py). It lives apart from the trainer
-so that the measurements' actions do not read the trainer, and an edit of the
+experiments/run_step.py calls setup_distributed for every run's action,
+whatever its kind, and experiments/ddp_check.py for the DDP smoke run; the
+trainer takes the DistInfo it returns. It lives apart from the trainer so
+that the measurements' actions do not read the trainer, and an edit of the
 training loop does not rerun them.
 """
 

@@ -203,6 +203,13 @@ class Steps:
         print(f"[{status}] {name} ({self.rows[-1]['seconds']} s) {detail}", flush=True)
 
 
+def bench_arguments():
+    """The decode benchmark's arguments, parsed as the GPU run's benchmark parses them."""
+    from kernels import bench_decode
+
+    return str(vars(bench_decode.parse_args(BENCH_ARGS)))
+
+
 def compile_step(arch, lib_dir, log):
     lib_dir.mkdir(parents=True, exist_ok=True)
     out = lib_dir / "libdecode_cuda.so"
@@ -565,9 +572,7 @@ def main(argv=None):
     steps("gpu tests", lambda: pytest_step(gpu_test_files(), env, log, args.dry_run))
     bench_out = out / "bench_decode"
     if args.dry_run:
-        from kernels import bench_decode
-
-        steps("bench arguments", lambda: str(vars(bench_decode.parse_args(BENCH_ARGS))))
+        steps("bench arguments", bench_arguments)
         steps("gpt2 inference", lambda: inference_step(out / "inference", True, extra))
         steps("host syncs", lambda: host_sync_step(out / "syncs", True))
         steps("gpt2 training", lambda: loop_mfu_step(out / "train", True, extra))
@@ -585,8 +590,13 @@ def main(argv=None):
         steps("host syncs", lambda: host_sync_step(out / "syncs", False))
         steps("gpt2 training", lambda: loop_mfu_step(out / "train", False, extra))
     extra["total_seconds"] = round(time.monotonic() - started, 1)
-    result = {"dry_run": args.dry_run, "part": args.part, "arch": arch, "steps": steps.rows}
-    result.update(extra)
+    result = {
+        "dry_run": args.dry_run,
+        "part": args.part,
+        "arch": arch,
+        "steps": steps.rows,
+        **extra,
+    }
     atomic_write_text(out / "results.json", json.dumps(result, indent=2) + "\n")
     write_csv(str(out / "steps.csv"), ["step", "status", "seconds", "detail"], steps.rows)
     atomic_write_text(out / "summary.md", summary(args, arch, steps.rows, extra))
