@@ -6,7 +6,7 @@ The model follows nanoGPT's convention: `model(x, targets)` returns
 GPT-2 zoo on token memmaps and the vision models on image tensors.
 
 What it does per iteration: `grad_accum` micro-batches under bf16 autocast
-on a GPU (fp32 on the CPU), then `optimizer_step`: the optimizer's
+on a GPU (fp32 on the CPU), then `optimizer_step` (pruning/optimizers.py): the optimizer's
 `before_clip()` hook on the raw gradients if it has one (AdamWSPAM's spike
 clipping and spike test, pruning/spam.py), the global gradient-norm clip at
 `grad_clip`, and the optimizer step; then the hooks (pruning masks, sparsity
@@ -51,6 +51,7 @@ from experiments.distributed import DistInfo
 from experiments.results import JsonlWriter, atomic_write, repair_jsonl
 from experiments.train_config import TrainConfig
 from pruning import schedule
+from pruning.optimizers import optimizer_step
 
 
 class TrainingFailure(RuntimeError):
@@ -77,16 +78,6 @@ def lr_at(it: int, cfg: TrainConfig, restarts: tuple[int, int] | None = None) ->
     """
     decay = cfg.lr_decay_iters or cfg.max_iters
     return schedule.lr_at(it, cfg.lr, cfg.min_lr, cfg.warmup_iters, decay, restarts)
-
-
-def optimizer_step(optimizer, params, grad_clip: float) -> None:
-    """before_clip() on the raw gradients (if the optimizer has it), the global clip, step()."""
-    hook = getattr(optimizer, "before_clip", None)
-    if hook is not None:
-        hook()
-    if grad_clip:
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    optimizer.step()
 
 
 def _loss_of(out) -> torch.Tensor:

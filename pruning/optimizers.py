@@ -5,13 +5,14 @@ when asked: AdamWPrune (adamwprune.py) around an Adam-family base, or
 magnitude / movement pruning (masks.py) around any optimizer. adamwadv is
 AdamW with AMSGrad; adamwspam adds SPAM (spam.py).
 
-Optimizers here only update. The trainer (experiments/trainer.py) owns the
-rest of a step, in this order: the optimizer's `before_clip()` hook if it has
-one (SPAM's spike handling on raw gradients), the global gradient-norm clip,
-`step()`; and it sets every group's learning rate from its schedule
-(pruning/schedule.py `lr_at`), times `restart_factor` when the optimizer has
-`lr_restarts`. `GRAD_CLIP` is the reference's clip for the optimizers that
-come with one; the caller puts it in its trainer's configuration.
+Optimizers here only update. `optimizer_step` is one update in the order
+they expect: the optimizer's `before_clip()` hook if it has one (SPAM's spike
+handling on raw gradients), the global gradient-norm clip, `step()`. The
+trainer (experiments/trainer.py) and the dry run call it; the trainer alone
+sets every group's learning rate from its schedule (pruning/schedule.py
+`lr_at`), times `restart_factor` when the optimizer has `lr_restarts`.
+`GRAD_CLIP` is the reference's clip for the optimizers that come with one;
+the caller puts it in its trainer's configuration.
 """
 
 import torch
@@ -84,3 +85,15 @@ def make_optimizer(
             )
         return with_pruning(opt, model, method, **opts)
     return opt
+
+
+def optimizer_step(optimizer, params, grad_clip: float) -> None:
+    """One update in the order these optimizers expect: `before_clip()` on the raw
+    gradients (if the optimizer has it), the global clip at `grad_clip` (0: none),
+    `step()`. The trainer and the dry run (experiments/ablations/dryrun.py) both call it."""
+    hook = getattr(optimizer, "before_clip", None)
+    if hook is not None:
+        hook()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()

@@ -1,4 +1,4 @@
-"""The factory, AdamWSPAM against hand-computed moments, and the LR restart factor."""
+"""The factory, optimizer_step's order, AdamWSPAM against hand-computed moments, the LR restarts."""
 
 import math
 import subprocess
@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from pruning.masks import Pruned
-from pruning.optimizers import OPTIMIZERS, make_optimizer
+from pruning.optimizers import OPTIMIZERS, make_optimizer, optimizer_step
 from pruning.schedule import lr_at, restart_factor
 from pruning.spam import AdamWSPAM
 
@@ -55,11 +55,23 @@ def test_no_import_cycle():
 
 
 def trainer_step(opt, params, grad, clip=1.0):
-    """The trainer's order (experiments/trainer.py optimizer_step): hook, global clip, step."""
+    """One update as the trainer makes it (optimizer_step): hook, global clip, step."""
     params[0].grad = torch.tensor(grad, dtype=torch.float64)
-    opt.before_clip()
-    torch.nn.utils.clip_grad_norm_(params, clip)
-    opt.step()
+    optimizer_step(opt, params, clip)
+
+
+def test_optimizer_step_hands_raw_gradients_to_the_hook_then_clips():
+    p = torch.nn.Parameter(torch.zeros(2))
+
+    class Recorder(torch.optim.SGD):
+        def before_clip(self):
+            self.seen = float(p.grad.norm())
+
+    opt = Recorder([p], lr=0.0)
+    p.grad = torch.tensor([30.0, 40.0])
+    optimizer_step(opt, [p], grad_clip=1.0)
+    assert opt.seen == 50.0  # the hook saw the raw gradient
+    assert float(p.grad.norm()) == pytest.approx(1.0, rel=1e-5)  # then optimizer_step clipped
 
 
 def test_spam_five_steps_against_hand_values():

@@ -395,7 +395,8 @@ def old_train_iter(tr, it):
     """
     import torch
 
-    from experiments.trainer import _loss_of, optimizer_step
+    from experiments.trainer import _loss_of
+    from pruning.optimizers import optimizer_step
 
     cfg = tr.cfg
     sync = tr.device.type == "cuda"

@@ -13,9 +13,8 @@ own shape, the optimizer and the pruner run, and a cached decode step works.
 
 import torch
 
-from experiments.trainer import optimizer_step
 from models.gpt2.config import GPT2Config
-from pruning.optimizers import GRAD_CLIP, make_optimizer
+from pruning.optimizers import GRAD_CLIP, make_optimizer, optimizer_step
 
 # The dry-run's tensors are tiny: one thread is faster than two fighting over a
 # shared 2-core machine, and Bazel already runs tests side by side.
