@@ -139,9 +139,9 @@ def _keep_threads():
 
 
 def test_resnet50_dry_runs_on_the_cpu_as_its_run_does(tmp_path, _keep_threads):
-    """resnet50-adamw-bitter7-50 on the cpu profile through run_step for two iterations."""
+    """resnet50-adamw-bitter7-50 on the cpu profile through run_step for one iteration."""
     step = "resnet50-adamw-bitter7-50"
-    spec = testing.write_run_spec(tmp_path / "spec.json", "pruning_matrix", step, iters=2)
+    spec = testing.write_run_spec(tmp_path / "spec.json", "pruning_matrix", step, iters=1)
     assert spec.declaration["settings"]["dataset"] == "digits"
     inputs = testing.write_inputs(tmp_path / "inputs.txt", [tmp_path / "spec.json"])
     out = tmp_path / "out"
@@ -149,7 +149,7 @@ def test_resnet50_dry_runs_on_the_cpu_as_its_run_does(tmp_path, _keep_threads):
     argv = ["--spec", str(tmp_path / "spec.json"), "--inputs", inputs, "--out", str(out)]
     assert run_step.main(argv + ["--store", str(tmp_path / "store")]) == 0
     res = RunResult.from_dict(read_json(str(out / "result.json")))
-    assert res.status == "done" and res.values["iters"] == 2, res.failure
+    assert res.status == "done" and res.values["iters"] == 1, res.failure
     assert res.values["model_class"] == "resnet50" and res.values["params"] > 20_000_000
     assert 0.0 <= res.values["test_acc"] <= 1.0 and np.isfinite(res.values["val_loss"])
     assert res.built["augment"] is None and res.built["method"] == "bitter7"
