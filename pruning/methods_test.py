@@ -7,6 +7,7 @@ from models.gpt2.config import preset
 from models.gpt2.gpt2 import GPT2
 from pruning import layer_types, methods
 from pruning.masks import MovementPruner
+from pruning.optimizers import optimizer_step
 
 # A short schedule: rescoring every 4 steps from 8, the target at 24.
 SCHEDULE = {"target": 0.5, "warmup": 8, "ramp_end": 24, "frequency": 4}
@@ -26,10 +27,7 @@ def train(model, opt, steps=STEPS):
         x = torch.randint(0, model.config.vocab_size, (4, model.config.block_size + 1), generator=g)
         _, loss = model(x[:, :-1], x[:, 1:])
         loss.backward()
-        if hasattr(opt, "before_clip"):
-            opt.before_clip()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, model.parameters(), grad_clip=1.0)
         opt.zero_grad(set_to_none=True)
 
 
