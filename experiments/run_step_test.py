@@ -147,7 +147,10 @@ def test_sigterm_saves_a_checkpoint_where_it_stops(tmp_path):
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()  # a run that ignored SIGTERM would train 100,000 iterations
     assert proc.returncode == 1 and "stopped by SIGTERM at iter" in err, err[-2000:]
     assert "build again to resume" in err.strip().splitlines()[-1]
     assert len(list(store.glob("*/ckpt.pt"))) == 1
