@@ -33,7 +33,8 @@ def build(spec, profile, device: str, data_root: str) -> StepBuild:
     ds = open_dataset(profile.dataset, data_root)
     tcfg = dataclasses.replace(profile.train, device=device, seed=spec.seed, progress=False)
     torch.manual_seed(spec.seed)
-    model = BigramLM(int(ds.meta["vocab_size"]), int(spec.declaration["dim"])).to(device)
+    dim = int(spec.declaration["dim"])
+    model = BigramLM(int(ds.meta["vocab_size"]), dim).to(device)
     initial = model.emb.weight.detach().cpu().clone()
     opt = make_optimizer(
         "adamw", model, lr=tcfg.lr, weight_decay=tcfg.weight_decay, betas=tcfg.betas
@@ -51,7 +52,7 @@ def build(spec, profile, device: str, data_root: str) -> StepBuild:
         optimizer=opt,
         get_batch=get_batch,
         train_cfg=tcfg,
-        built={"model_class": "BigramLM", "dim": spec.declaration["dim"]},
-        values={"params": sum(p.numel() for p in model.parameters())},
+        built={"model_class": "BigramLM", "dim": dim},
+        values={"model_class": "BigramLM", "params": sum(p.numel() for p in model.parameters())},
         finish=finish,
     )

@@ -1,11 +1,12 @@
 """What one run trains: the built model, optimizer, batches and settings, handed to the trainer.
 
-Every training kind (experiments/gpt2_step.py, vision_step.py) turns a run's
-spec into a `StepBuild`; experiments/run_step.py trains it with
-experiments/trainer.py and writes the result. `built` describes what was
-built (class, config, optimizer, pruning) for the result's record;
-`values` are figures known before training (parameters, cache bytes);
-`finish(model)` returns the figures and research checks of the trained model.
+Every training kind (experiments/gpt2_step.py, vision_step.py, and the
+tests' bigram_step.py) turns a run's spec into a `StepBuild`;
+experiments/run_step.py trains it with experiments/trainer.py and writes the
+result. `built` describes what was built (class, config, optimizer, pruning)
+for the result's record; `values` are figures known before training
+(parameters, cache bytes); `finish(model)` returns the figures and research
+checks of the trained model.
 """
 
 from __future__ import annotations

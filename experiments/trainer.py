@@ -6,18 +6,19 @@ The model follows nanoGPT's convention: `model(x, targets)` returns
 GPT-2 zoo on token memmaps and the vision models on image tensors.
 
 What it does per iteration: `grad_accum` micro-batches under bf16 autocast
-on a GPU (fp32 on the CPU), then `optimizer_step` (pruning/optimizers.py): the optimizer's
-`before_clip()` hook on the raw gradients if it has one (AdamWSPAM's spike
-clipping and spike test, pruning/spam.py), the global gradient-norm clip at
-`grad_clip`, and the optimizer step; then the hooks (pruning masks, sparsity
-figures). The trainer alone clips and sets the learning rate: a linear warmup
-followed by a cosine decay to `min_lr` (pruning/schedule.py `lr_at`), times
-the warmup after each moment reset of an optimizer with `lr_restarts`. It stops at `max_iters` or
-when `time_budget_s` of wall time is spent, evaluates every `eval_interval`
-iterations on `eval_iters` batches, checkpoints every `checkpoint_interval`
-iterations, and writes one JSON record per logged iteration and per eval to
-the step's metrics.jsonl. A NaN/inf loss or an out-of-memory error raises
-TrainingFailure with the reason, which the experiment records.
+on a GPU (fp32 on the CPU), then `optimizer_step` (pruning/optimizers.py):
+the optimizer's `before_clip()` hook on the raw gradients if it has one
+(AdamWSPAM's spike clipping and spike test, pruning/spam.py), the global
+gradient-norm clip at `grad_clip`, and the optimizer step; then the hooks
+(pruning masks, sparsity figures). The trainer alone sets the learning rate:
+a linear warmup followed by a cosine decay to `min_lr` (pruning/schedule.py
+`lr_at`), times the warmup after each moment reset of an optimizer with
+`lr_restarts`. It stops at `max_iters` or when `time_budget_s` of wall time
+is spent, evaluates every `eval_interval` iterations on `eval_iters`
+batches, checkpoints every `checkpoint_interval` iterations, and writes one
+JSON record per logged iteration and per eval to the step's metrics.jsonl. A
+NaN/inf loss or an out-of-memory error raises TrainingFailure with the
+reason, which the experiment records.
 
 On a GPU the loop does not wait for the device: each iteration's loss stays
 on the device and its timings are CUDA events (`PendingIter`); the host

@@ -8,8 +8,8 @@ AdamW with AMSGrad; adamwspam adds SPAM (spam.py).
 Optimizers here only update. `optimizer_step` is one update in the order
 they expect: the optimizer's `before_clip()` hook if it has one (SPAM's spike
 handling on raw gradients), the global gradient-norm clip, `step()`. The
-trainer (experiments/trainer.py) and the dry run call it; the trainer alone
-sets every group's learning rate from its schedule (pruning/schedule.py
+trainer (experiments/trainer.py) calls it, and alone sets every group's
+learning rate from its schedule (pruning/schedule.py
 `lr_at`), times `restart_factor` when the optimizer has `lr_restarts`.
 `GRAD_CLIP` is the reference's clip for the optimizers that come with one;
 the caller puts it in its trainer's configuration.
@@ -90,7 +90,7 @@ def make_optimizer(
 def optimizer_step(optimizer, params, grad_clip: float) -> None:
     """One update in the order these optimizers expect: `before_clip()` on the raw
     gradients (if the optimizer has it), the global clip at `grad_clip` (0: none),
-    `step()`. The trainer and the dry run (experiments/ablations/dryrun.py) both call it."""
+    `step()`."""
     hook = getattr(optimizer, "before_clip", None)
     if hook is not None:
         hook()

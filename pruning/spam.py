@@ -1,10 +1,11 @@
 """AdamWSPAM: AdamW with AMSGrad (adamwadv) and, with spam=True, SPAM's spike handling.
 
-The optimizer only updates weights and moments. The trainer owns the global
-gradient-norm clip and the learning rate (experiments/trainer.py); what SPAM
-needs from them is two hooks:
+The optimizer only updates weights and moments. `optimizer_step`
+(optimizers.py) makes the global gradient-norm clip and the trainer
+(experiments/trainer.py) sets the learning rate; what SPAM needs from them
+is two hooks:
 
-  * `before_clip()`, called by the trainer on the raw gradients, after the
+  * `before_clip()`, called by `optimizer_step` on the raw gradients, after the
     backward pass and before the global clip. It does the reference's
     spike handling (the old tree's `apply_spam_gradient_processing`):
       - spike clipping (only with spike_clip=True, off by default as in the
