@@ -28,7 +28,10 @@ from kernels import objcheck
 from tools import gpu_acceptance
 
 SCRIPT = Path(gpu_acceptance.__file__).with_name("gpu_acceptance.sh")
-CPU_BUDGET_S = {"kernels": 40, "models": 20}  # measured: 18.2 and 6.9 s, 2-core machine, quiet
+# Issue 23's 60 s of CPU for the whole dry run, split. Measured on the 2-core
+# machine: kernels 18.2 s quiet; models 9.6 s quiet, 20.8 s beside a cold
+# `bazel test //...` (the same work costs twice the CPU on a loaded machine).
+CPU_BUDGET_S = {"kernels": 36, "models": 24}
 
 
 def run(*args):
