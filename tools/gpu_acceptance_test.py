@@ -16,6 +16,7 @@ No test runs the whole dry run (`--part all`): its steps are the two parts'
 
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -128,7 +129,10 @@ def test_compiles_with_the_build_flag_table():
         (["--dry-run", "--arch", "sm_42", "{out}"], "--arch sm_42 is not a CUDA GPU target's arch"),
         (["--dry-run", "{full}"], "exists and is not an empty directory"),
         ([], "the following arguments are required: outdir"),
-        (["--part", "gpu", "{out}"], "argument --part: invalid choice: 'gpu'"),
+        (  # each accepted part named; whether argparse quotes them differs across Pythons
+            ["--part", "gpu", "{out}"],
+            r"--part: invalid choice: 'gpu' \(choose from '?all'?, '?kernels'?, '?models'?\)",
+        ),
     ],
     ids=["arch", "outdir", "no-outdir", "part"],
 )
@@ -137,7 +141,7 @@ def test_bad_arguments_are_refused(tmp_path, args, message):
     full.mkdir()
     (full / "keep.txt").write_text("results of an earlier run")
     proc = run(*[a.format(out=tmp_path / "new", full=full) for a in args])
-    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and re.search(message, proc.stderr), proc.stderr
     assert (full / "keep.txt").read_text() == "results of an earlier run"
 
 
